@@ -1,0 +1,114 @@
+"""One small registry per sweep axis: the registered name is a component's only name.
+
+The same string appears in YAML configs, Tune search spaces, MLflow tags
+(`axis.backbone=pointnet`) and reports. Each entry's keyword arguments are
+checked against its constructor's signature before any resource is allocated.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable, Generic, TypeVar
+
+import pydantic
+
+T = TypeVar("T", bound=Callable[..., Any])
+
+
+class RegistryError(KeyError):
+    """An unknown or duplicate registered name."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0])
+
+
+class Registry(Generic[T]):
+    """Named constructors for one sweep axis.
+
+    Args:
+        axis: what the entries are, for error messages ("backbone").
+        provided: constructor parameters the platform fills in (e.g. a
+            backbone's `in_channels`); configs may not set them.
+    """
+
+    def __init__(self, axis: str, provided: tuple[str, ...] = ()) -> None:
+        self.axis = axis
+        self.provided = frozenset(provided)
+        self._entries: dict[str, T] = {}
+        self._kwargs_models: dict[str, type[pydantic.BaseModel]] = {}
+
+    def register(self, name: str) -> Callable[[T], T]:
+        """Decorator that registers a constructor under `name`."""
+
+        def add(constructor: T) -> T:
+            if name in self._entries:
+                raise RegistryError(f"{self.axis} {name!r} is already registered")
+            self._entries[name] = constructor
+            return constructor
+
+        return add
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def get(self, name: str) -> T:
+        if name not in self._entries:
+            raise RegistryError(
+                f"unknown {self.axis} {name!r}; valid choices: {', '.join(self.names())}"
+            )
+        return self._entries[name]
+
+    def validate_kwargs(self, name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Check user kwargs against the constructor's signature and annotations.
+
+        Returns:
+            The kwargs coerced to the annotated types.
+
+        Raises:
+            RegistryError: `name` is not registered.
+            ValueError: an unknown argument, a wrong type or an out-of-range value,
+                naming the argument and what was expected.
+        """
+        model = self._kwargs_models.get(name) or self._build_kwargs_model(name)
+        try:
+            return model.model_validate(kwargs).model_dump(exclude_unset=True)
+        except pydantic.ValidationError as err:
+            problems = []
+            for e in err.errors():
+                arg = ".".join(str(part) for part in e["loc"])
+                if e["type"] == "extra_forbidden":
+                    valid = ", ".join(model.model_fields) or "none"
+                    problems.append(f"unknown argument {arg!r} (valid arguments: {valid})")
+                else:
+                    problems.append(f"argument {arg!r}: {e['msg']} (got {e['input']!r})")
+            raise ValueError(f"{self.axis} {name!r}: " + "; ".join(problems)) from None
+
+    def build(self, name: str, kwargs: dict[str, Any], **provided: Any) -> Any:
+        """Construct entry `name` from user kwargs plus platform-provided args."""
+        return self.get(name)(**self.validate_kwargs(name, kwargs), **provided)
+
+    def _build_kwargs_model(self, name: str) -> type[pydantic.BaseModel]:
+        fields: dict[str, Any] = {}
+        for param in inspect.signature(self.get(name), eval_str=True).parameters.values():
+            if param.name in self.provided or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                continue
+            annotation = Any if param.annotation is param.empty else param.annotation
+            default = ... if param.default is param.empty else param.default
+            fields[param.name] = (annotation, default)
+        model = pydantic.create_model(
+            f"{self.axis}_{name}_kwargs",
+            __config__=pydantic.ConfigDict(extra="forbid", strict=False, arbitrary_types_allowed=True),
+            **fields,
+        )
+        self._kwargs_models[name] = model
+        return model
+
+
+DATASETS: Registry = Registry("dataset", provided=("seed",))
+REPRESENTATIONS: Registry = Registry("representation")
+BACKBONES: Registry = Registry("backbone", provided=("in_channels", "out_dim"))
+HYPERNETS: Registry = Registry("hypernet", provided=("target",))
+TASKS: Registry = Registry("task")
