@@ -1,0 +1,6 @@
+"""Datasets: generated (`shapes`) or read from a path the user gives."""
+
+from geosweep.data.splits import PointCloudSplits, Split, apply_rotation_protocols
+from geosweep.data import shapes  # noqa: E402,F401  (registers "shapes")
+
+__all__ = ["PointCloudSplits", "Split", "apply_rotation_protocols"]
