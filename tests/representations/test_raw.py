@@ -1,0 +1,62 @@
+"""Tests for the raw representation, the non-invariant negative control."""
+
+import pytest
+import torch
+from scipy.stats import special_ortho_group
+
+from geosweep.registry import REPRESENTATIONS
+from geosweep.representations.raw import RawCoordinates
+
+
+def cloud(dim: int, dtype: torch.dtype = torch.float64, b: int = 4, n: int = 64) -> torch.Tensor:
+    """Anisotropic random clouds (b, n, dim) off the origin."""
+    gen = torch.Generator().manual_seed(0)
+    scales = torch.tensor([3.0, 2.0, 1.0], dtype=dtype)[:dim]
+    return torch.randn(b, n, dim, generator=gen, dtype=dtype) * scales + 5.0
+
+
+def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).norm() / b.norm())
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_translation_invariant_and_centred(dim):
+    rep = RawCoordinates()
+    points = cloud(dim)
+    out = rep(points)
+    assert rel_err(rep(points + torch.tensor([10.0, -4.0, 7.0])[:dim]), out) < 1e-12
+    assert out.mean(dim=2).abs().max() < 1e-12
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_permutation_equivariant(dim):
+    rep = RawCoordinates()
+    points = cloud(dim)
+    perm = torch.randperm(points.shape[1], generator=torch.Generator().manual_seed(1))
+    assert rel_err(rep(points[:, perm]), rep(points)[:, :, perm]) < 1e-12
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_not_rotation_invariant(dim):
+    # Negative control: a random rotation must change the output by O(1).
+    rep = RawCoordinates()
+    points = cloud(dim)
+    q = torch.tensor(special_ortho_group.rvs(dim, random_state=3))
+    assert rel_err(rep(points @ q.T), rep(points)) > 0.3
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("dim", [2, 3])
+def test_shape_dtype_out_channels(dim, dtype):
+    rep = RawCoordinates()
+    out = rep(cloud(dim, dtype=dtype, b=5, n=33))
+    assert out.shape == (5, 1, 33, rep.out_channels(dim))
+    assert rep.out_channels(dim) == dim
+    assert out.dtype == dtype
+
+
+def test_registry():
+    rep = REPRESENTATIONS.build("raw", {})
+    assert isinstance(rep, RawCoordinates)
+    assert rep.invariances == {"translation", "permutation"}
+    assert not list(rep.parameters())
