@@ -1,0 +1,134 @@
+"""MLflow: one run per training run, created by the driver, written to by rank 0.
+
+The driver creates the database, experiment and run before any worker starts
+(two workers creating a fresh SQLite database at once break its migration),
+records params, lineage tags and the resolved config, and closes the run with
+the outcome. Rank 0 logs per-epoch metrics and the final checkpoint into it.
+"""
+
+from __future__ import annotations
+
+import os
+import platform as stdlib_platform  # the standard library's, never our source root
+import subprocess
+import time
+from pathlib import Path
+
+import mlflow
+from mlflow.entities import Metric, RunStatus
+from mlflow.tracking import MlflowClient
+
+import geosweep
+from geosweep.config import RunConfig, dump_yaml, flatten
+
+# Without this tag the MLflow 3 UI shows experiments as GenAI ones.
+EXPERIMENT_KIND_TAG = {"mlflow.experimentKind": "custom_model_development"}
+
+
+def resolve_tracking_uri(configured: str | None) -> str:
+    """The config's URI, else $MLFLOW_TRACKING_URI, else ./mlflow.db as an absolute SQLite URI.
+
+    Absolute because Ray Train workers change directory.
+    """
+    uri = configured or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        uri = "sqlite:///" + str(Path(uri.removeprefix("sqlite:///")).resolve())
+    return uri
+
+
+def experiment_id(client: MlflowClient, name: str) -> str:
+    """Get or create `name`; local stores keep artifacts beside the database."""
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    artifact_location = None
+    if client.tracking_uri.startswith("sqlite:///"):
+        artifact_location = (Path(client.tracking_uri.removeprefix("sqlite:///")).parent / "mlartifacts").as_uri()
+    return client.create_experiment(name, artifact_location=artifact_location, tags=EXPERIMENT_KIND_TAG)
+
+
+def git_lineage() -> dict[str, str]:
+    """Commit SHA and dirty flag of the working tree the driver runs from ("unknown" outside git)."""
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    sha = git("rev-parse", "HEAD") or os.environ.get("GEOSWEEP_GIT_SHA", "unknown")
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"git.sha": sha, "git.dirty": "unknown" if status is None else str(bool(status)).lower()}
+
+
+def lineage_tags(config: RunConfig) -> dict[str, str]:
+    import ray
+    import torch
+
+    world_size = config.scaling.num_workers
+    return {
+        "axis.task": config.task.name,
+        "axis.dataset": config.dataset.name,
+        "axis.representation": config.representation.name,
+        "axis.backbone": config.backbone.name,
+        "axis.hypernet": config.hypernet.name,
+        **git_lineage(),
+        "version.geosweep": geosweep.__version__,
+        "version.torch": torch.__version__,
+        "version.ray": ray.__version__,
+        "version.mlflow": mlflow.__version__,
+        "version.python": stdlib_platform.python_version(),
+        "world_size": str(world_size),
+        "batch.per_worker": str(config.batch_size),
+        "batch.effective": str(config.batch_size * world_size),
+        "seed": str(config.seed),
+    }
+
+
+def start_run(config: RunConfig, run_name: str) -> tuple[str, str]:
+    """Create the MLflow run for `config` in the driver.
+
+    Returns:
+        (tracking URI, run id) for the workers.
+    """
+    uri = resolve_tracking_uri(config.tracking.tracking_uri)
+    client = MlflowClient(uri)
+    run = client.create_run(
+        experiment_id(client, config.tracking.experiment), run_name=run_name, tags=lineage_tags(config)
+    )
+    run_id = run.info.run_id
+    params = list(flatten(config).items())
+    for start in range(0, len(params), 100):  # MLflow's per-batch limit
+        client.log_batch(run_id, params=[mlflow.entities.Param(k, v) for k, v in params[start : start + 100]])
+    client.log_text(run_id, dump_yaml(config), "config.yaml")
+    return uri, run_id
+
+
+def end_run(uri: str, run_id: str, succeeded: bool) -> None:
+    status = RunStatus.FINISHED if succeeded else RunStatus.FAILED
+    MlflowClient(uri).set_terminated(run_id, RunStatus.to_string(status))
+
+
+class EpochLogger:
+    """Rank 0's handle on the run: per-epoch metrics (step = epoch) and artifacts."""
+
+    def __init__(self, uri: str, run_id: str, marker_metric: str = "train_loss") -> None:
+        self.client = MlflowClient(uri)
+        self.run_id = run_id
+        # Epochs an earlier attempt of this run already logged (read once: rank 0 is the only writer).
+        self.logged = {m.step for m in self.client.get_metric_history(run_id, marker_metric)}
+
+    def log_epoch_once(self, epoch: int, metrics: dict[str, float]) -> None:
+        """Log an epoch's metrics unless this run already holds that epoch (first write wins)."""
+        if epoch in self.logged:
+            return
+        now = int(time.time() * 1000)
+        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, epoch) for k, v in metrics.items()])
+        self.logged.add(epoch)
+
+    def set_tag(self, key: str, value: str) -> None:
+        self.client.set_tag(self.run_id, key, value)
+
+    def log_artifact(self, path: Path) -> None:
+        self.client.log_artifact(self.run_id, str(path))

@@ -1,0 +1,112 @@
+"""A real 2-worker DDP run on a local Ray, recorded in a real MLflow store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import ray
+import yaml
+from mlflow.tracking import MlflowClient
+
+from geosweep import cli
+from geosweep.config import parse_run_config
+from geosweep.train.launch import run_training
+
+pytestmark = pytest.mark.integration
+
+EPOCH_METRICS = ["train_loss", "val_acc", "test_acc", "epoch_seconds", "samples_per_sec"]
+
+
+def only_run(uri: str, experiment: str):
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
+    assert len(runs) == 1, f"expected one MLflow run, found {len(runs)}"
+    return client, runs[0]
+
+
+def test_local_ray_binds_loopback(ray_local):
+    assert {node["NodeManagerAddress"] for node in ray.nodes()} == {"127.0.0.1"}
+
+
+def test_two_worker_run_records_params_metrics_tags_artifacts(ray_local, mlflow_uri, tiny_config, tmp_path):
+    config = parse_run_config(tiny_config)
+    result = run_training(config, storage_path=tmp_path / "ray")
+    assert result.error is None
+
+    client, run = only_run(mlflow_uri, "tests")
+    assert run.info.status == "FINISHED"
+    params, tags = run.data.params, run.data.tags
+    assert params["representation.name"] == "tinv_mds"
+    assert params["backbone.kwargs.point_widths"] == "[16, 32]"
+    assert params["dataset.rotation.test"] == "so3"
+    assert params["epochs"] == "2"
+    for metric in EPOCH_METRICS:
+        assert [m.step for m in client.get_metric_history(run.info.run_id, metric)] == [1, 2], metric
+    assert {
+        "axis.representation": "tinv_mds",
+        "axis.backbone": "pointnet",
+        "axis.hypernet": "none",
+        "axis.dataset": "shapes",
+        "world_size": "2",
+        "batch.per_worker": "8",
+        "batch.effective": "16",
+        "seed": "0",
+    }.items() <= tags.items()
+    for key in ["git.sha", "git.dirty", "version.torch", "version.ray", "version.mlflow", "version.geosweep"]:
+        assert tags[key], key
+
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"config.yaml", "model.pt"} <= artifacts
+    logged_config = yaml.safe_load(Path(client.download_artifacts(run.info.run_id, "config.yaml")).read_text())
+    assert parse_run_config(logged_config) == config
+    checkpoint = result.checkpoint
+    assert checkpoint is not None
+
+
+def test_worker_death_resumes_from_checkpoint_in_the_same_run(ray_local, mlflow_uri, tiny_config, tmp_path):
+    tiny_config.update(epochs=3, failure={"max_failures": 1})
+    marker = tmp_path / "rank1-died"
+    result = run_training(
+        parse_run_config(tiny_config),
+        storage_path=tmp_path / "ray",
+        inject_failure={"rank": 1, "epoch": 2, "marker": str(marker), "delay_s": 1.0},
+    )
+    assert marker.exists(), "the injected failure never fired"
+    assert result.error is None
+    assert result.metrics["epoch"] == 3
+
+    client, run = only_run(mlflow_uri, "tests")
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["resumed_from_epoch"] == "1", "the restarted workers did not load the checkpoint"
+    for metric in EPOCH_METRICS:
+        assert [m.step for m in client.get_metric_history(run.info.run_id, metric)] == [1, 2, 3], metric
+
+
+def test_worker_death_without_retries_fails_the_run_and_keeps_what_was_logged(
+    ray_local, mlflow_uri, tiny_config, tmp_path
+):
+    tiny_config.update(epochs=3, failure={"max_failures": 0})
+    with pytest.raises(ray.train.TrainingFailedError):
+        run_training(
+            parse_run_config(tiny_config),
+            storage_path=tmp_path / "ray",
+            inject_failure={"rank": 1, "epoch": 2, "marker": str(tmp_path / "died")},
+        )
+
+    client, run = only_run(mlflow_uri, "tests")
+    assert run.info.status == "FAILED"
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "train_loss")] == [1]
+
+
+def test_same_seed_gives_same_losses_through_the_cli(ray_local, mlflow_uri, tiny_config, tmp_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(tiny_config))
+    for _ in range(2):
+        assert cli.main(["train", str(path), "--storage-path", str(tmp_path / "ray")]) == 0
+
+    client = MlflowClient(mlflow_uri)
+    runs = client.search_runs([client.get_experiment_by_name("tests").experiment_id])
+    losses = [[m.value for m in client.get_metric_history(r.info.run_id, "train_loss")] for r in runs]
+    assert len(losses) == 2 and len(losses[0]) == 2
+    assert losses[0] == losses[1]
