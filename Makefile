@@ -1,0 +1,25 @@
+# Set-up and the two commands README.md gives. Python 3.11; torch pinned to the
+# 2.13.0 CPU build that dev and CI machines hold (pyproject.toml).
+PYTHON ?= python3.11
+VENV := .venv
+
+.PHONY: setup quickstart test bench
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[test]'
+	touch $@
+
+# The main job: one small invariant training run on a local Ray, tracked in ./mlflow.db.
+quickstart: setup
+	$(VENV)/bin/geosweep train configs/train/shapes_pointnet_tinv.yaml
+
+# The default test suite (unit + integration on a real local Ray and MLflow).
+test: setup
+	$(VENV)/bin/python -m pytest -m "not slow"
+
+bench: setup
+	$(VENV)/bin/python -m geosweep.bench.overhead
