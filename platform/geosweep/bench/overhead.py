@@ -1,0 +1,126 @@
+"""Platform overhead: an epoch under `geosweep train` (Ray Train, 1 worker) against a plain PyTorch loop.
+
+Both train and evaluate the same model on the same data with the same batch
+size and thread count, side by side on this machine. Under geosweep an epoch
+is measured between consecutive epochs' MLflow timestamps, so it includes
+everything the platform adds: DDP wrapping, sharded evaluation, the collective
+report, the checkpoint and the MLflow write.
+
+    python -m geosweep.bench.overhead [--config CONFIG] [--epochs 4]
+
+Prints the ratio (goal <= 1.10) and the seconds from `geosweep train` to the first reported epoch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from mlflow.tracking import MlflowClient
+from torch.utils.data import DataLoader, TensorDataset
+
+from geosweep.config import RunConfig, apply_overrides, load_run_config, parse_run_config
+from geosweep.data import apply_rotation_protocols
+from geosweep.model import build_model
+from geosweep.registry import DATASETS, TASKS
+from geosweep.train.loop import as_tensors, make_optimizer, seed_everything
+
+BENCH_EXPERIMENT = "bench"
+DEFAULT_CONFIG = Path(__file__).resolve().parents[3] / "configs" / "train" / "shapes_pointnet_tinv.yaml"
+
+
+def plain_epoch_seconds(config: RunConfig) -> list[float]:
+    """Seconds per epoch (train + validation accuracy) of a one-process PyTorch loop."""
+    seed_everything(config.seed)
+    data = DATASETS.build(config.dataset.name, config.dataset.kwargs, seed=config.seed)
+    data = apply_rotation_protocols(data, config.dataset.rotation.train, config.dataset.rotation.test, config.seed)
+    task = TASKS.build(config.task.name, config.task.kwargs)
+    model = build_model(config, dim=data.dim, out_dim=task.output_dim(data.num_classes))
+    optimizer = make_optimizer(config, model)
+    loader = DataLoader(TensorDataset(*as_tensors(data.train)), batch_size=config.batch_size, shuffle=True, drop_last=True)
+    eval_sets = [as_tensors(data.val), as_tensors(data.test)]  # geosweep scores both every epoch
+    seconds = []
+    for _ in range(config.epochs):
+        started = time.perf_counter()
+        model.train()
+        for points, labels in loader:
+            loss = task.loss(model(points), labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        model.eval()
+        with torch.no_grad():
+            for points, labels in eval_sets:
+                for start in range(0, len(points), 256):
+                    task.num_correct(model(points[start : start + 256]), labels[start : start + 256])
+        seconds.append(time.perf_counter() - started)
+    return seconds
+
+
+def geosweep_epochs(config_path: Path, overrides: list[str], workdir: Path) -> tuple[float, list[float], list[float]]:
+    """Run `geosweep train` in a fresh process.
+
+    Returns:
+        (seconds from launch to the first epoch in MLflow, seconds between consecutive
+        epochs, seconds of each epoch's training phase alone).
+    """
+    uri = f"sqlite:///{workdir / 'mlflow.db'}"
+    command = [sys.executable, "-m", "geosweep.cli", "train", str(config_path), "--storage-path", str(workdir / "ray")]
+    for item in overrides:
+        command += ["--set", item]
+    launched = time.time()
+    subprocess.run(command, check=True, env={**os.environ, "MLFLOW_TRACKING_URI": uri})
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name(BENCH_EXPERIMENT).experiment_id])
+    stamps = [m.timestamp / 1000 for m in sorted(client.get_metric_history(run.info.run_id, "val_acc"), key=lambda m: m.step)]
+    train_phase = [m.value for m in client.get_metric_history(run.info.run_id, "epoch_seconds")]
+    return stamps[0] - launched, [b - a for a, b in zip(stamps, stamps[1:])], train_phase[1:]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--warmup", type=int, default=2, help="epochs left out of both medians")
+    parser.add_argument("--num-points", type=int, default=1024)
+    parser.add_argument("--train-per-class", type=int, default=128)
+    parser.add_argument("--threads", type=int, nargs="+", default=sorted({1, os.cpu_count()}))
+    args = parser.parse_args()
+    for threads in args.threads:
+        compare(args, threads)
+
+
+def compare(args: argparse.Namespace, threads: int) -> None:
+    """One worker with `threads` CPUs against the plain loop with as many torch threads."""
+    # Epochs of a realistic length: Ray Train collects a report on each controller
+    # health check (every 2 s), so sub-second toy epochs would measure that interval.
+    overrides = [f"epochs={args.epochs}", "scaling.num_workers=1", f"scaling.cpus_per_worker={threads}",
+                 f"dataset.kwargs.num_points={args.num_points}", f"dataset.kwargs.train_per_class={args.train_per_class}",
+                 f"tracking.experiment={BENCH_EXPERIMENT}"]  # fmt: skip
+    config = parse_run_config(apply_overrides(load_run_config(args.config).model_dump(mode="json"), overrides))
+    torch.set_num_threads(threads)
+
+    # Warm-up epochs are left out on both sides: caches and allocators, and under
+    # Ray the daemons (dashboard, agents) still starting on a small machine.
+    plain = plain_epoch_seconds(config)[args.warmup :]
+    with tempfile.TemporaryDirectory() as tmp:
+        first_epoch, under_ray, train_phase = geosweep_epochs(args.config, overrides, Path(tmp))
+    under_ray, train_phase = under_ray[args.warmup - 1 :], train_phase[args.warmup - 1 :]
+    ratio = statistics.median(under_ray) / statistics.median(plain)
+    print(f"--- {threads} thread(s) of {os.cpu_count()} cores")
+    print(f"plain PyTorch loop: {statistics.median(plain):.3f} s/epoch (median of {len(plain)})")
+    print(f"geosweep, Ray Train 1 worker: {statistics.median(under_ray):.3f} s/epoch (median of {len(under_ray)})")
+    print(f"  of which the training phase: {statistics.median(train_phase):.3f} s")
+    print(f"platform overhead ratio: {ratio:.3f} (goal <= 1.10)")
+    print(f"seconds from `geosweep train` to the first reported epoch: {first_epoch:.1f}")
+
+
+if __name__ == "__main__":
+    main()
