@@ -28,7 +28,7 @@ def test_config_is_frozen(tiny_config):
         ({"epochs": "many"}, r"epochs: Input should be a valid integer.*got 'many'"),
         ({"epochs": 0}, r"epochs: Input should be greater than or equal to 1 \(got 0\)"),
         ({"backbone": {"name": "pointnot"}}, r"backbone.name: unknown backbone 'pointnot'; valid choices: pointnet"),
-        ({"representation": {"name": "tinv"}}, r"unknown representation 'tinv'; valid choices: raw, tinv_mds"),
+        ({"representation": {"name": "tinv"}}, r"unknown representation 'tinv'; valid choices: .*raw, .*tinv_mds"),
         ({"scaling": {"num_workers": 2, "gpus": 1}}, r"scaling.gpus: unknown key \(valid keys here: num_workers"),
         (
             {"representation": {"name": "tinv_mds", "kwargs": {"sign_rule": "sum"}}},

@@ -45,16 +45,6 @@ def test_not_rotation_invariant(dim):
     assert rel_err(rep(points @ q.T), rep(points)) > 0.3
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("dim", [2, 3])
-def test_shape_dtype_out_channels(dim, dtype):
-    rep = RawCoordinates()
-    out = rep(cloud(dim, dtype=dtype, b=5, n=33))
-    assert out.shape == (5, 1, 33, rep.out_channels(dim))
-    assert rep.out_channels(dim) == dim
-    assert out.dtype == dtype
-
-
 def test_registry():
     rep = REPRESENTATIONS.build("raw", {})
     assert isinstance(rep, RawCoordinates)

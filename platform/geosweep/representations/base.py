@@ -1,13 +1,18 @@
-"""The interface every representation on the representation axis implements."""
+"""The interface every representation implements, and the PCA helpers several of them share."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 from torch import Tensor
 
 SYMMETRIES = frozenset({"translation", "rotation", "reflection", "permutation", "scale"})
+
+SignRule = Literal["third_moment", "abs_weighted"]
+
+# Eigenvalues below this fraction of the largest are round-off of a rank-deficient cloud.
+_NULL_EIGVAL = 1e-10
 
 
 class Representation(torch.nn.Module):
@@ -15,10 +20,16 @@ class Representation(torch.nn.Module):
 
     `invariances` is a subset of `SYMMETRIES`: "rotation" means SO(d), "rotation" with
     "reflection" means O(d), and "permutation" means permutation-EQUIVARIANT per point
-    (permuting the input points permutes the output rows the same way).
+    (permuting the input points permutes the output rows the same way). The class
+    attribute is the documented default; a representation whose symmetries depend on
+    its kwargs overrides it per instance in `__init__`.
+
+    `deterministic` says the output is a function of the input points alone (no random
+    draws, same in training and eval mode), so the platform may cache it by content hash.
     """
 
     invariances: ClassVar[frozenset[str]]
+    deterministic: ClassVar[bool] = True
 
     def out_channels(self, dim: int) -> int:
         """Number of per-point feature channels c for d-dimensional input.
@@ -56,3 +67,117 @@ def check_points(points: Tensor) -> None:
         raise ValueError(
             f"expected points of shape (B, N, d) with d in (2, 3), got {tuple(points.shape)}"
         )
+
+
+def check_clouds(points: Tensor) -> None:
+    """`check_points`, plus reject clouds no principal-axis or MDS frame can be built from.
+
+    Fewer than d + 1 points cannot span d dimensions, which is a data bug far more
+    often than an intended shape. Degenerate but finite clouds (all points equal,
+    collinear, coplanar) are accepted: their null-space columns come out zero.
+
+    Args:
+        points: the tensor passed to `Representation.forward`.
+
+    Raises:
+        ValueError: on a wrong shape, fewer than d + 1 points, or a NaN / infinite
+            coordinate, naming the first offending sample's index.
+    """
+    check_points(points)
+    batch, num_points, dim = points.shape
+    if batch and num_points < dim + 1:
+        raise ValueError(
+            f"sample 0: {num_points} points, but {dim}-D clouds need at least {dim + 1} "
+            f"(every sample in this batch has N = {num_points})"
+        )
+    bad = ~torch.isfinite(points).flatten(1).all(dim=1)
+    if bad.any():
+        raise ValueError(f"sample {int(bad.nonzero()[0])}: NaN or infinite coordinates")
+
+
+def principal_axes(points: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Centre each cloud and diagonalise its d x d scatter matrix, in float64.
+
+    Shared by tinv_mds and fa, so both see exactly the same frame. float64 because
+    float32 eigenvectors lose accuracy at small eigengaps; the cost is O(N d^2).
+
+    Args:
+        points: (B, N, d) point clouds.
+
+    Returns:
+        centred: (B, N, d) float64 centred clouds (still differentiable w.r.t. `points`).
+        eigvals: (B, d) eigenvalues of Xc^T Xc, descending, clamped at 0, detached.
+        axes: (B, d, d) orthonormal eigenvectors as columns in the same order,
+            detached: eigh's backward blows up at small eigengaps.
+    """
+    x = points.double()
+    # Subtracting the first point before averaging makes identical points centre to
+    # exact zeros; a round-off radius would otherwise be blown up by scale normalisation.
+    x = x - x[:, :1]
+    centred = x - x.mean(dim=1, keepdim=True)
+    fixed = centred.detach()
+    vals, vecs = torch.linalg.eigh(fixed.mT @ fixed)  # ascending
+    return centred, vals.flip(-1).clamp_min(0.0), vecs.flip(-1)
+
+
+def column_signs(y: Tensor, rule: SignRule) -> Tensor:
+    """Per-column signs that make a permutation-invariant column statistic nonnegative.
+
+    "third_moment" uses sum_i y_ij^3, "abs_weighted" sum_i y_ij |y_ij|. A zero
+    statistic (a cloud mirror-symmetric along that column) maps to +1: there the sign
+    is ill-defined and the result is discontinuous. The column sum cannot serve as a
+    rule: it is exactly 0 for centred coordinates.
+
+    Args:
+        y: (B, N, m) per-point coordinates.
+        rule: which statistic.
+
+    Returns:
+        (B, m) tensor of +-1 in y's dtype, without gradient.
+    """
+    y = y.detach()
+    stat = (y**3).sum(dim=1) if rule == "third_moment" else (y * y.abs()).sum(dim=1)
+    return torch.where(stat < 0, -1.0, 1.0).to(y.dtype)
+
+
+def ambiguity_stats(points: Tensor, *, sign_tol: float = 1e-3, gap_tol: float = 1e-2) -> dict[str, float]:
+    """How many clouds of a batch sit where a single canonical PCA frame is ill-defined.
+
+    A sample has an ambiguous sign when some principal column has |skewness| below
+    `sign_tol`, skewness = mean_i y_ij^3 / (mean_i y_ij^2)^{3/2} (scale- and
+    N-free; equals N^{1/2} sum_i y^3 / (sum_i y^2)^{3/2}). A sample has a small
+    eigengap when some (lambda_i - lambda_{i+1}) / lambda_1 is below `gap_tol`.
+    Rank-deficient clouds (collinear, coplanar, all points equal) are flagged by
+    both: their null-space eigenvalues tie and those columns have no sign, although
+    the output there is zero and harmless.
+
+    Args:
+        points: (B, N, d) point clouds.
+        sign_tol: skewness threshold.
+        gap_tol: relative eigengap threshold.
+
+    Returns:
+        {"num_samples", "ambiguous_sign_count", "ambiguous_sign_frac",
+        "small_eigengap_count", "small_eigengap_frac"}, as Python numbers.
+
+    Raises:
+        ValueError: as `check_clouds`.
+    """
+    check_clouds(points)
+    centred, vals, axes = principal_axes(points)
+    y = centred.detach() @ axes
+    var = vals / points.shape[1]
+    null = var <= _NULL_EIGVAL * var[:, :1]  # also catches all-equal clouds (0 <= 0)
+    skew = (y**3).mean(dim=1) / torch.where(null, 1.0, var) ** 1.5
+    ambiguous_sign = (null | (skew.abs() < sign_tol)).any(dim=1)
+    top = vals[:, :1]
+    gaps = (vals[:, :-1] - vals[:, 1:]) / torch.where(top > 0, top, 1.0)
+    small_gap = (gaps < gap_tol).any(dim=1)
+    batch = max(points.shape[0], 1)
+    return {
+        "num_samples": points.shape[0],
+        "ambiguous_sign_count": int(ambiguous_sign.sum()),
+        "ambiguous_sign_frac": float(ambiguous_sign.sum()) / batch,
+        "small_eigengap_count": int(small_gap.sum()),
+        "small_eigengap_frac": float(small_gap.sum()) / batch,
+    }

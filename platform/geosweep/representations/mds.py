@@ -15,29 +15,55 @@ import torch
 from torch import Tensor
 
 from geosweep.registry import REPRESENTATIONS
-from geosweep.representations.base import Representation, check_points
+from geosweep.representations.base import Representation, SignRule, check_clouds, column_signs, principal_axes
+
+# A radius at or below this many ulps of the cloud's magnitude is round-off, not shape.
+_ZERO_RADIUS_ULPS = 16
 
 
 @REPRESENTATIONS.register("tinv_mds")
 class TinvMDS(Representation):
     """Centred cloud in its principal axes, one frame, column signs fixed by a moment rule.
 
-    Columns are ordered by descending eigenvalue. Column j is multiplied by the sign
-    of a per-column statistic that is a sum over points, hence permutation invariant:
-    "third_moment" uses sum_i y_ij^3, "abs_weighted" uses sum_i y_ij |y_ij|. A zero
-    statistic (a mirror-symmetric cloud along that axis) maps to +1; there the sign
-    is ill-defined and the output is discontinuous, as it is at repeated
-    eigenvalues. The column sum cannot serve as a rule: it is exactly 0.
+    Columns are ordered by descending eigenvalue and oriented by `column_signs`. The
+    output is discontinuous where a column's statistic is ~0 (mirror-symmetric
+    shapes) or eigenvalues repeat; `ambiguity_stats` counts such samples.
+
+    Degenerate clouds: all points equal -> zeros; collinear / coplanar clouds -> the
+    null-space columns are zero up to round-off (their eigenvectors are arbitrary but
+    multiply zero). Neither yields NaN. NaN / inf input and N < d + 1 raise.
 
     Args:
         sign_rule: which statistic fixes each column's sign.
+        scale: "none" keeps distances; "rms" divides by the RMS radius
+            sqrt(mean_i |x_i - t|^2); "top_eig" divides by sqrt(lambda_max / N), the
+            standard deviation along the first principal axis (lambda_max the top
+            eigenvalue of Xc^T Xc). A radius at or below 16 ulps of the cloud's largest
+            coordinate (round-off of identical points) gives all-zero output.
+        orientation: "o3" fixes every column by the sign rule (invariant to
+            reflections too, so mirror images coincide); "so3" then overrides the
+            last column's sign so that det(V diag(signs)) = +1, a proper rotation of
+            the input, so mirror images stay distinct.
     """
 
     invariances = frozenset({"translation", "rotation", "reflection", "permutation"})
 
-    def __init__(self, sign_rule: Literal["third_moment", "abs_weighted"] = "third_moment") -> None:
+    def __init__(
+        self,
+        sign_rule: SignRule = "third_moment",
+        scale: Literal["none", "rms", "top_eig"] = "none",
+        orientation: Literal["o3", "so3"] = "o3",
+    ) -> None:
         super().__init__()
         self.sign_rule = sign_rule
+        self.scale = scale
+        self.orientation = orientation
+        declared = {"translation", "rotation", "permutation"}
+        if orientation == "o3":
+            declared.add("reflection")
+        if scale != "none":
+            declared.add("scale")
+        self.invariances = frozenset(declared)
 
     def out_channels(self, dim: int) -> int:
         return dim
@@ -50,22 +76,30 @@ class TinvMDS(Representation):
 
         Returns:
             (B, 1, N, d) canonical coordinates, same dtype as `points`.
+
+        Raises:
+            ValueError: as `check_clouds`.
         """
-        check_points(points)
-        # float64 throughout: float32 covariance loses eigenvector accuracy at
-        # small eigengaps, and the cost is only O(N d^2).
-        x = points.double()
-        centred = x - x.mean(dim=1, keepdim=True)
-        # Eigenvectors are detached: eigh's backward blows up at small eigengaps.
-        cov = centred.detach().mT @ centred.detach()
-        _, vecs = torch.linalg.eigh(cov)  # ascending eigenvalues
-        y = centred @ vecs.flip(-1)
-        if self.sign_rule == "third_moment":
-            stat = (y**3).sum(dim=1)
-        else:
-            stat = (y * y.abs()).sum(dim=1)
-        signs = torch.where(stat < 0, -1.0, 1.0).to(y.dtype)
-        return (y * signs.unsqueeze(1)).to(points.dtype).unsqueeze(1)
+        check_clouds(points)
+        centred, _, axes = principal_axes(points)
+        y = centred @ axes
+        signs = column_signs(y, self.sign_rule)
+        if self.orientation == "so3":
+            # det(axes) is +-1; pick the last sign so that det(axes diag(signs)) = +1.
+            det = torch.linalg.det(axes).sign()
+            signs[:, -1] = det * signs[:, :-1].prod(dim=1)
+        y = y * signs.unsqueeze(1)
+        if self.scale != "none":
+            y = y / self._radius(y, points).view(-1, 1, 1)
+        return y.to(points.dtype).unsqueeze(1)
+
+    def _radius(self, y: Tensor, points: Tensor) -> Tensor:
+        """(B,) scale divisor; inf (zero output) where the cloud has no resolvable extent."""
+        sq = y.square().sum(dim=-1) if self.scale == "rms" else y[..., 0].square()
+        floor = _ZERO_RADIUS_ULPS * torch.finfo(points.dtype).eps * points.detach().abs().amax(dim=(1, 2))
+        mean_sq = sq.mean(dim=1)
+        # Selecting before the square root keeps sqrt(0)'s infinite slope out of backward.
+        return torch.where(mean_sq > floor.double().square(), mean_sq, torch.inf).sqrt()
 
 
 def classical_mds_oracle(points: np.ndarray) -> np.ndarray:
