@@ -1,0 +1,89 @@
+"""The contract every registered representation keeps, checked for each one automatically."""
+
+import pytest
+import torch
+
+from geosweep.invariance import (
+    assert_invariant,
+    assert_representation_invariant,
+    groups_of,
+    invariance_error,
+    sample_transforms,
+)
+from geosweep.registry import REPRESENTATIONS
+from geosweep.representations.base import SYMMETRIES
+
+
+@pytest.mark.parametrize("name", REPRESENTATIONS.names())
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("dim", [2, 3])
+def test_frames_shape_dtype_and_channels(name, dim, dtype):
+    rep = REPRESENTATIONS.build(name, {})
+    points = torch.randn(5, 33, dim, dtype=dtype, generator=torch.Generator().manual_seed(0))
+    frames = rep(points)
+    assert frames.ndim == 4 and frames.shape[0] == 5 and frames.shape[2] == 33
+    assert frames.shape[3] == rep.out_channels(dim)
+    assert frames.dtype == dtype
+    assert torch.isfinite(frames).all()
+
+
+@pytest.mark.parametrize("name", REPRESENTATIONS.names())
+def test_declared_invariances_are_known_symmetries(name):
+    assert REPRESENTATIONS.build(name, {}).invariances <= SYMMETRIES
+
+
+def generic_clouds(dim: int, dtype: torch.dtype, b: int = 4, n: int = 64) -> torch.Tensor:
+    """Anisotropic, skewed clouds in general position, (b, n, dim).
+
+    Scales (4, 2, 1) keep the covariance eigenvalues far apart and the quadratic
+    skew keeps each principal axis' third moment far from 0: canonicalisations
+    are discontinuous at repeated eigenvalues and zero moments, so only clouds
+    like these can be held to a tight tolerance. Drawn in float64 and cast, so
+    both dtypes see the same clouds.
+    """
+    gen = torch.Generator().manual_seed(dim)
+    z = torch.randn(b, n, dim, generator=gen, dtype=torch.float64)
+    z = (z + 0.4 * (z**2 - 1.0)) * torch.tensor([4.0, 2.0, 1.0], dtype=torch.float64)[:dim]
+    rotation = sample_transforms("SO(d)", dim, 1, generator=gen)[0].rotation
+    return (z @ rotation.T + 3.0).to(dtype)
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_generic_clouds_are_generic(dim):
+    # Guards the premise of the invariance contract: well separated eigenvalues, large third moments.
+    x = generic_clouds(dim, torch.float64)
+    centred = x - x.mean(dim=1, keepdim=True)
+    vals, vecs = torch.linalg.eigh(centred.mT @ centred / x.shape[1])
+    assert (vals[:, 1:] / vals[:, :-1]).min() > 1.3  # consecutive eigenvalue ratios
+    y = centred @ vecs
+    skew = (y**3).mean(dim=1) / vals**1.5
+    assert skew.abs().min() > 0.3
+
+
+@pytest.mark.parametrize("name", REPRESENTATIONS.names())
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("dim", [2, 3])
+def test_declared_invariances_hold(name, dim, dtype):
+    """Each declared group, and only those, is checked (TOLERANCES: 1e-5 float64, 1e-4 float32).
+
+    Runs in eval mode, since a representation may be stochastic in training. With
+    F > 1 frames (frame averaging) the frames of g.x are a permutation of those of
+    x, so they are compared as an unordered set (Hausdorff distance between the
+    frame sets), which is what makes the frame-averaged model invariant. This is
+    stronger than comparing the frame mean rep(x).mean(1): for the PCA sign frames
+    that mean is identically 0, so it would certify anything. "permutation" is
+    checked as equivariance along the point axis.
+    """
+    rep = REPRESENTATIONS.build(name, {})
+    errors = assert_representation_invariant(rep, generic_clouds(dim, dtype))
+    assert set(errors) == set(groups_of(rep.invariances))
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_raw_fails_rotation_invariance(dim):
+    # Negative control: the checker must see that raw coordinates are not rotation invariant.
+    rep = REPRESENTATIONS.build("raw", {})
+    points = generic_clouds(dim, torch.float64)
+    assert invariance_error(lambda x: rep(x), points, "SO(d)") > 0.1
+    with pytest.raises(AssertionError, match=r"SO\(d\)"):
+        assert_invariant(lambda x: rep(x), points, "SO(d)")
