@@ -41,7 +41,7 @@ def mlflow_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 @pytest.fixture
-def tiny_config() -> dict:
+def tiny_config(tmp_path: Path) -> dict:
     """A run config (as data) small enough for a 2-worker CPU run of a few seconds per epoch."""
     return {
         "dataset": {
@@ -55,6 +55,8 @@ def tiny_config() -> dict:
         "batch_size": 8,
         "scaling": {"num_workers": 2, "cpus_per_worker": 0.5},
         "seed": 0,
+        "cache": {"dir": str(tmp_path / "repr-cache")},
+        "certify": {"samples": 4, "max_clouds": 32},
         "tracking": {"experiment": "tests"},
     }
 

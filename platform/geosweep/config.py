@@ -98,6 +98,18 @@ class FailureSpec(_Strict):
     max_failures: int = Field(0, ge=-1)  # worker-group restarts; -1 = unlimited
 
 
+class CacheSpec(_Strict):
+    enabled: bool = True  # deterministic representations are computed once per content hash
+    dir: str | None = None  # None: $GEOSWEEP_CACHE_DIR, else ~/.cache/geosweep/representations
+
+
+class CertifySpec(_Strict):
+    """After training: the model's invariance under random transforms of its claimed groups."""
+
+    samples: int = Field(8, ge=1)  # random transforms per check
+    max_clouds: int = Field(128, ge=1)  # test clouds used
+
+
 class TrackingSpec(_Strict):
     experiment: str = Field("geosweep", min_length=1)
     tracking_uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else ./mlflow.db
@@ -118,6 +130,8 @@ class RunConfig(_Strict):
     scaling: ScalingSpec = ScalingSpec()
     failure: FailureSpec = FailureSpec()
     seed: int = Field(0, ge=0)
+    cache: CacheSpec = CacheSpec()
+    certify: CertifySpec = CertifySpec()
     tracking: TrackingSpec = TrackingSpec()
 
 

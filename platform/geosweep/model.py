@@ -29,6 +29,13 @@ class InvariantModel(nn.Module):
         return outputs.unflatten(0, (batch, num_frames)).mean(dim=1)
 
 
+class PrecomputedFrames(nn.Module):
+    """Stands in for a deterministic representation whose frames were computed (and cached) up front."""
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        return frames
+
+
 def build_model(config: RunConfig, dim: int, out_dim: int) -> InvariantModel:
     """Construct the registered components named in `config`.
 

@@ -56,6 +56,18 @@ def test_two_worker_run_records_params_metrics_tags_artifacts(ray_local, mlflow_
     for key in ["git.sha", "git.dirty", "version.torch", "version.ray", "version.mlflow", "version.geosweep"]:
         assert tags[key], key
 
+    # Before training (step 0): representation cost and where a single frame is ambiguous.
+    before = {k: v for k, v in run.data.metrics.items() if k.startswith(("repr/", "cache/"))}
+    assert {"repr/seconds", "repr/ambiguous_sign_frac", "repr/small_eigengap_frac", "cache/misses"} <= set(before)
+    assert before["cache/misses"] == 3  # train, val, test frames built once, by rank 0
+    # After training: the rotation-robustness table and the invariance certificate.
+    final = run.data.metrics
+    assert {"test_acc/none", "test_acc/z", "test_acc/so3"} <= set(final)
+    # tinv_mds is invariant except on clouds whose single frame is ambiguous (flagged before training).
+    at_risk = final["repr/ambiguous_sign_frac"] + final["repr/small_eigengap_frac"]
+    assert final["invariance/pred_agreement"] >= 1 - at_risk
+    assert abs(final["test_acc/so3"] - final["test_acc/z"]) <= at_risk + 1e-9
+
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"config.yaml", "model.pt"} <= artifacts
     logged_config = yaml.safe_load(Path(client.download_artifacts(run.info.run_id, "config.yaml")).read_text())
@@ -110,3 +122,7 @@ def test_same_seed_gives_same_losses_through_the_cli(ray_local, mlflow_uri, tiny
     losses = [[m.value for m in client.get_metric_history(r.info.run_id, "train_loss")] for r in runs]
     assert len(losses) == 2 and len(losses[0]) == 2
     assert losses[0] == losses[1]
+    # The second run read the first run's cached representation.
+    first, second = sorted(runs, key=lambda r: r.info.start_time)
+    assert (first.data.metrics["cache/misses"], second.data.metrics["cache/hits"]) == (3, 3)
+    assert second.data.metrics["cache/misses"] == 0

@@ -35,9 +35,12 @@ def fingerprint(array: np.ndarray) -> str:
 
 
 def code_version(component: Any) -> str:
-    """sha256 of the source file that defines `component`'s class."""
-    module = sys.modules[type(component).__module__]
-    return hashlib.sha256(inspect.getsource(module).encode()).hexdigest()[:16]
+    """sha256 of the package that defines `component`'s class (its module and the helpers beside it)."""
+    package = Path(inspect.getfile(sys.modules[type(component).__module__])).parent
+    digest = hashlib.sha256()
+    for source in sorted(package.glob("*.py")):
+        digest.update(source.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 @dataclass

@@ -121,11 +121,13 @@ class EpochLogger:
 
     def log_epoch_once(self, epoch: int, metrics: dict[str, float]) -> None:
         """Log an epoch's metrics unless this run already holds that epoch (first write wins)."""
-        if epoch in self.logged:
-            return
+        if epoch not in self.logged:
+            self.log_metrics(epoch, metrics)
+            self.logged.add(epoch)
+
+    def log_metrics(self, step: int, metrics: dict[str, float]) -> None:
         now = int(time.time() * 1000)
-        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, epoch) for k, v in metrics.items()])
-        self.logged.add(epoch)
+        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
 
     def set_tag(self, key: str, value: str) -> None:
         self.client.set_tag(self.run_id, key, value)

@@ -17,11 +17,14 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 from geosweep.config import RunConfig
-from geosweep.data import Split, apply_rotation_protocols
-from geosweep.model import build_model
+from geosweep.data import PointCloudSplits, Split, apply_rotation_protocols
+from geosweep.model import InvariantModel, PrecomputedFrames, build_model
 from geosweep.registry import DATASETS, TASKS
 from geosweep.tracking import EpochLogger
+from geosweep.representations.base import ambiguity_stats
 from geosweep.train.checkpoint import checkpoint_dir, load_state
+from geosweep.train.evaluate import accuracy, all_reduce_sum, robustness_and_certificate
+from geosweep.train.inputs import prepare_inputs
 
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
@@ -39,21 +42,26 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     # --- seeding: identical initial weights on every rank, then per-rank streams
     seed_everything(config.seed)
 
-    # --- data: every rank generates the same splits; samplers shard them
-    dataset = DATASETS.build(config.dataset.name, config.dataset.kwargs, seed=config.seed)
-    dataset = apply_rotation_protocols(
-        dataset, config.dataset.rotation.train, config.dataset.rotation.test, seed=config.seed
-    )
-    train_set = TensorDataset(*as_tensors(dataset.train))
-    sampler = DistributedSampler(train_set, world_size, rank, shuffle=True, seed=config.seed, drop_last=True)
-    train_loader = ray.train.torch.prepare_data_loader(
-        DataLoader(train_set, batch_size=config.batch_size, sampler=sampler, drop_last=True)
+    # --- data: every rank generates the same splits (canonical pose kept for the robustness table)
+    canonical = DATASETS.build(config.dataset.name, config.dataset.kwargs, seed=config.seed)
+    data = apply_rotation_protocols(
+        canonical, config.dataset.rotation.train, config.dataset.rotation.test, seed=config.seed
     )
 
     # --- model, task and optimizer
     task = TASKS.build(config.task.name, config.task.kwargs)
-    model = build_model(config, dim=dataset.dim, out_dim=task.output_dim(dataset.num_classes))
+    model = build_model(config, dim=data.dim, out_dim=task.output_dim(data.num_classes))
     optimizer = make_optimizer(config, model)
+
+    # --- inputs: points, or a deterministic representation's cached frames fed straight to the backbone
+    inputs = prepare_inputs(config, data, model.representation, rank)
+    trained = InvariantModel(PrecomputedFrames(), model.backbone) if inputs.precomputed else model
+    train_set = TensorDataset(inputs.train, torch.from_numpy(data.train.labels))
+    sampler = DistributedSampler(train_set, world_size, rank, shuffle=True, seed=config.seed, drop_last=True)
+    train_loader = ray.train.torch.prepare_data_loader(
+        DataLoader(train_set, batch_size=config.batch_size, sampler=sampler, drop_last=True)
+    )
+    val_labels, test_labels = torch.from_numpy(data.val.labels), torch.from_numpy(data.test.labels)
     seed_everything(config.seed + 1 + rank)
 
     # --- resume from the last checkpoint (after a worker failure)
@@ -63,6 +71,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         logger.set_tag("ddp.backend", dist.get_backend() if dist.is_initialized() else "none")
     start_epoch = 1
     checkpoint = ray.train.get_checkpoint()
+    if logger and checkpoint is None:  # step 0: what the data and representation cost before training
+        logger.log_metrics(0, inputs.metrics | ambiguity_metrics(canonical))
     if checkpoint is not None:
         state = load_state(checkpoint)
         model.load_state_dict(state["model"])
@@ -72,20 +82,21 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             logger.set_tag("resumed_from_epoch", str(state["epoch"]))
             # A failure between the checkpoint and MLflow may have lost the last epoch's metrics.
             logger.log_epoch_once(state["epoch"], state["metrics"])
-    model = ray.train.torch.prepare_model(model)
-    module = model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+    model.to(device)
+    trained = ray.train.torch.prepare_model(trained)  # DDP over the shared backbone
+    module = trained.module if isinstance(trained, torch.nn.parallel.DistributedDataParallel) else trained
 
     for epoch in range(start_epoch, config.epochs + 1):
         maybe_inject_failure(loop_config.get("inject_failure"), rank, epoch)
 
         # --- train one epoch
         sampler.set_epoch(epoch)
-        model.train()
+        trained.train()
         started = time.perf_counter()
         loss_sum = torch.zeros((), device=device)
         for points, labels in train_loader:
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"):
-                loss = task.loss(model(points), labels)
+                loss = task.loss(trained(points), labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -95,9 +106,9 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
 
         # --- evaluate (each rank a shard, counts summed across ranks)
         metrics = {
-            "train_loss": all_reduce_sum(loss_sum).item() / (num_batches * world_size),
-            "val_acc": accuracy(module, task, dataset.val, rank, world_size, device),
-            "test_acc": accuracy(module, task, dataset.test, rank, world_size, device),
+            "train_loss": all_reduce_sum(loss_sum, world_size).item() / (num_batches * world_size),
+            "val_acc": accuracy(module, task, inputs.val, val_labels, rank, world_size, device),
+            "test_acc": accuracy(module, task, inputs.test, test_labels, rank, world_size, device),
             "epoch_seconds": seconds,
             "samples_per_sec": num_batches * config.batch_size * world_size / seconds,
         }
@@ -106,7 +117,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         state = None
         if rank == 0:
             state = {
-                "model": module.state_dict(),
+                "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "epoch": epoch,
                 "metrics": metrics,
@@ -117,11 +128,16 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         if logger:  # after the checkpoint is safe; an epoch re-run after a failure is not logged twice
             logger.log_epoch_once(epoch, metrics)
 
-    # --- final model as an MLflow artifact
+    # --- after training (rank 0): rotation-robustness table, invariance certificate, final model
     if logger:
+        final = robustness_and_certificate(
+            model, task, canonical.test.points, canonical.test.labels, model.representation.invariances,
+            samples=config.certify.samples, max_clouds=config.certify.max_clouds, seed=config.seed, device=device,
+        )  # fmt: skip
+        logger.log_metrics(config.epochs, final)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "model.pt"
-            torch.save({"model": module.state_dict(), "config": config.model_dump(mode="json")}, path)
+            torch.save({"model": model.state_dict(), "config": config.model_dump(mode="json")}, path)
             logger.log_artifact(path)
 
 
@@ -135,36 +151,28 @@ def as_tensors(split: Split) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(split.points), torch.from_numpy(split.labels)
 
 
+def ambiguity_metrics(data: PointCloudSplits, chunk: int = 1024) -> dict[str, float]:
+    """Where a single canonical frame loses invariance: near-symmetric clouds and near-repeated eigenvalues.
+
+    Counted over the whole dataset, in chunks (the statistics work in float64).
+    """
+    counts = {"num_samples": 0, "ambiguous_sign_count": 0, "small_eigengap_count": 0}
+    for split in (data.train, data.val, data.test):
+        for start in range(0, len(split.points), chunk):
+            stats = ambiguity_stats(torch.from_numpy(split.points[start : start + chunk]))
+            for key in counts:
+                counts[key] += stats[key]
+    total = max(counts["num_samples"], 1)
+    return {
+        "repr/ambiguous_sign_frac": counts["ambiguous_sign_count"] / total,
+        "repr/small_eigengap_frac": counts["small_eigengap_count"] / total,
+    }
+
+
 def make_optimizer(config: RunConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
     spec = config.optimizer
     optimizer_class = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}[spec.name]
     return optimizer_class(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
-
-
-def all_reduce_sum(value: torch.Tensor) -> torch.Tensor:
-    if dist.is_available() and dist.is_initialized():
-        dist.all_reduce(value)
-    return value
-
-
-@torch.no_grad()
-def accuracy(
-    module: torch.nn.Module, task: Any, split: Split, rank: int, world_size: int, device: torch.device
-) -> float:
-    """Accuracy over the whole split; each rank scores every world_size-th sample.
-
-    Runs the unwrapped module: DDP's forward would need equal work on every rank.
-    """
-    module.eval()
-    points, labels = (t[rank::world_size] for t in as_tensors(split))
-    counts = torch.zeros(2, device=device)
-    for start in range(0, len(points), 256):
-        batch_points = points[start : start + 256].to(device)
-        batch_labels = labels[start : start + 256].to(device)
-        counts[0] += task.num_correct(module(batch_points), batch_labels)
-        counts[1] += len(batch_labels)
-    correct, total = all_reduce_sum(counts).tolist()
-    return correct / total
 
 
 def maybe_inject_failure(spec: dict[str, Any] | None, rank: int, epoch: int) -> None:

@@ -1,0 +1,70 @@
+"""Evaluation: sharded accuracy each epoch, and after training the rotation-robustness table and invariance certificate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from geosweep.data.rotations import ROTATION_PROTOCOLS, rotate
+from geosweep.invariance import certify_model
+
+EVAL_BATCH = 256
+
+
+def all_reduce_sum(value: torch.Tensor, world_size: int) -> torch.Tensor:
+    if world_size > 1:
+        dist.all_reduce(value)
+    return value
+
+
+@torch.no_grad()
+def accuracy(
+    module: torch.nn.Module, task: Any, inputs: torch.Tensor, labels: torch.Tensor, rank: int, world_size: int,
+    device: torch.device,
+) -> float:  # fmt: skip
+    """Accuracy over all of `inputs`; each rank scores every world_size-th sample, counts are summed.
+
+    Runs the unwrapped module: DDP's forward would need equal work on every rank.
+    With world_size 1 it is local to the calling rank (no collective).
+    """
+    module.eval()
+    inputs, labels = inputs[rank::world_size], labels[rank::world_size]
+    counts = torch.zeros(2, device=device)
+    for start in range(0, len(inputs), EVAL_BATCH):
+        batch_labels = labels[start : start + EVAL_BATCH].to(device)
+        counts[0] += task.num_correct(module(inputs[start : start + EVAL_BATCH].to(device)), batch_labels)
+        counts[1] += len(batch_labels)
+    correct, total = all_reduce_sum(counts, world_size).tolist()
+    return correct / total
+
+
+@torch.no_grad()
+def robustness_and_certificate(
+    model: torch.nn.Module, task: Any, test_points: np.ndarray, test_labels: np.ndarray, invariances: frozenset[str],
+    *, samples: int, max_clouds: int, seed: int, device: torch.device,
+) -> dict[str, float]:  # fmt: skip
+    """Test accuracy under every rotation protocol, and the model's invariance under its claimed groups.
+
+    Args:
+        model: the full model (points in, logits out), representation included.
+        test_points: (M, N, d) canonical-pose test clouds.
+        invariances: the representation's declared groups.
+
+    Returns:
+        `test_acc/<protocol>` for each protocol (3-D data) plus the certificate's
+        `invariance/max_logit_diff` and `invariance/pred_agreement`.
+    """
+    model.eval()
+    labels = torch.from_numpy(test_labels)
+    metrics = {}
+    if test_points.shape[-1] == 3:
+        for index, protocol in enumerate(ROTATION_PROTOCOLS):
+            rng = np.random.default_rng(np.random.SeedSequence([seed, 2000 + index]))
+            rotated = torch.from_numpy(rotate(test_points, protocol, rng))
+            metrics[f"test_acc/{protocol}"] = accuracy(model, task, rotated, labels, 0, 1, device)
+    subset = torch.from_numpy(test_points[:max_clouds]).to(device)
+    metrics |= certify_model(model, subset, invariances, samples=samples, seed=seed)
+    return metrics
