@@ -1,0 +1,101 @@
+"""Representation costs, each printed as a ratio against its baseline measured in the same run.
+
+    python -m geosweep.bench.representations [--clouds 256] [--points 1024]
+
+1. tinv_mds (d x d covariance) vs classical MDS through the N x N eigendecomposition
+   (goal >= 100x), with the largest pairwise-distance error of tinv_mds.
+2. fa vs tinv_mds per forward of the same PointNet (about 8x expected for o3).
+3. The representation cache: a second trial's representation seconds vs the first's
+   (goal >= 20x lower), per representation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import geosweep.representations  # noqa: F401  (fills the registry)
+from geosweep.config import parse_run_config
+from geosweep.data.shapes import shapes
+from geosweep.model import build_model
+from geosweep.registry import REPRESENTATIONS
+from geosweep.representations.mds import classical_mds_oracle
+from geosweep.train.inputs import prepare_inputs
+
+
+def seconds(fn, repeat: int = 3) -> float:
+    """Best of `repeat` wall times: the least disturbed by other work on the machine."""
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def tinv_vs_classical(clouds: torch.Tensor, oracle_clouds: int) -> None:
+    tinv = REPRESENTATIONS.build("tinv_mds", {})
+    fast = seconds(lambda: tinv(clouds)) / len(clouds)
+    subset = clouds[:oracle_clouds].numpy()
+    slow = seconds(lambda: [classical_mds_oracle(c) for c in subset], repeat=1) / len(subset)
+    out = tinv(clouds)[:, 0]
+    mode = "donot_use_mm_for_euclid_dist"
+    error = ((torch.cdist(out, out, compute_mode=mode) - torch.cdist(clouds, clouds, compute_mode=mode)).abs().max()
+             / torch.cdist(clouds, clouds, compute_mode=mode).max())  # fmt: skip
+    print(f"tinv_mds: {fast * 1e3:.3f} ms/cloud; classical MDS (N x N eigh, {len(subset)} clouds): "
+          f"{slow * 1e3:.1f} ms/cloud; speed-up {slow / fast:.0f}x (goal >= 100x); "
+          f"max relative pairwise-distance error {error:.1e}")  # fmt: skip
+
+
+def fa_vs_tinv(clouds: torch.Tensor) -> None:
+    times = {}
+    for name in ("tinv_mds", "fa"):
+        config = parse_run_config({
+            "dataset": {"name": "shapes"}, "representation": {"name": name}, "backbone": {"name": "pointnet"},
+            "epochs": 1,
+        })  # fmt: skip
+        model = build_model(config, dim=3, out_dim=12).eval()
+        with torch.no_grad():
+            times[name] = seconds(lambda m=model: m(clouds))
+    print(f"PointNet forward on {len(clouds)} clouds: tinv_mds {times['tinv_mds']:.2f} s, fa (o3) {times['fa']:.2f} s; "
+          f"fa / tinv_mds = {times['fa'] / times['tinv_mds']:.1f}x (8 frames)")  # fmt: skip
+
+
+def cache_second_trial(num_points: int, per_class: int) -> None:
+    data = shapes(seed=0, num_points=num_points, train_per_class=per_class, val_per_class=4, test_per_class=4)
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, kwargs in (("tinv_mds", {}), ("fa", {}), ("geodesic_mds", {"k": 10})):
+            config = parse_run_config({
+                "dataset": {"name": "shapes"}, "representation": {"name": name, "kwargs": kwargs},
+                "backbone": {"name": "pointnet"}, "epochs": 1, "cache": {"dir": str(Path(tmp) / "cache")},
+            })  # fmt: skip
+            rep = REPRESENTATIONS.build(name, kwargs)
+            first, second = (prepare_inputs(config, data, rep, rank=0).metrics for _ in range(2))
+            assert first["cache/misses"] == 3 and second["cache/hits"] == 3
+            print(f"cache, {name}: first trial {first['repr/seconds']:.3f} s, second {second['repr/seconds']:.4f} s; "
+                  f"{first['repr/seconds'] / second['repr/seconds']:.0f}x lower (goal >= 20x)")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--clouds", type=int, default=256)
+    parser.add_argument("--points", type=int, default=1024)
+    parser.add_argument("--oracle-clouds", type=int, default=8, help="the O(N^3) baseline runs on this many")
+    parser.add_argument("--cache-per-class", type=int, default=16)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    clouds = torch.from_numpy(
+        shapes(seed=0, num_points=args.points, train_per_class=-(-args.clouds // 12)).train.points[: args.clouds]
+    ).double()
+    tinv_vs_classical(clouds, args.oracle_clouds)
+    fa_vs_tinv(clouds.float())
+    cache_second_trial(args.points, args.cache_per_class)
+
+
+if __name__ == "__main__":
+    main()
