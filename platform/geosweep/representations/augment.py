@@ -60,9 +60,6 @@ class RawAugmented(Representation):
         super().__init__()
         self.group = group
 
-    def out_channels(self, dim: int) -> int:
-        return dim
-
     def forward(self, points: Tensor) -> Tensor:
         """Centre, and in training mode rotate, each cloud.
 

@@ -38,9 +38,9 @@ class Representation(torch.nn.Module):
             dim: spatial dimension d of the input points.
 
         Returns:
-            c, the size of the last output axis.
+            c, the size of the last output axis: d unless a representation says otherwise.
         """
-        raise NotImplementedError
+        return dim
 
     def forward(self, points: Tensor) -> Tensor:
         """Compute the frames.

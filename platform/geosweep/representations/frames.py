@@ -43,9 +43,6 @@ class FrameAveraging(Representation):
             declared.add("reflection")
         self.invariances = frozenset(declared)
 
-    def out_channels(self, dim: int) -> int:
-        return dim
-
     def forward(self, points: Tensor) -> Tensor:
         """Compute all (or, stochastic in training, one random) frame elements.
 

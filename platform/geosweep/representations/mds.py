@@ -65,9 +65,6 @@ class TinvMDS(Representation):
             declared.add("scale")
         self.invariances = frozenset(declared)
 
-    def out_channels(self, dim: int) -> int:
-        return dim
-
     def forward(self, points: Tensor) -> Tensor:
         """Canonicalise each cloud, batched over B.
 

@@ -18,9 +18,6 @@ class RawCoordinates(Representation):
 
     invariances = frozenset({"translation", "permutation"})
 
-    def out_channels(self, dim: int) -> int:
-        return dim
-
     def forward(self, points: Tensor) -> Tensor:
         """Subtract each cloud's centroid.
 

@@ -71,5 +71,5 @@ def prepare_inputs(config: RunConfig, data: PointCloudSplits, representation: to
     metrics = {"repr/seconds": time.perf_counter() - started}
     if cache is not None:
         metrics |= {"cache/hits": cache.stats.hits, "cache/misses": cache.stats.misses,
-                    "cache/rebuilt": len(cache.stats.rebuilt)}  # fmt: skip
+                    "cache/rebuilt": len(cache.stats.rebuilt), "cache/build_seconds": cache.stats.build_seconds}  # fmt: skip
     return Inputs(**{k: torch.from_numpy(v) for k, v in frames.items()}, precomputed=True, metrics=metrics)
