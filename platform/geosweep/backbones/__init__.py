@@ -1,3 +1,3 @@
 """Backbones: permutation-invariant networks from per-point features to outputs."""
 
-from geosweep.backbones import pointnet  # noqa: F401  (registers "pointnet")
+from geosweep.backbones import deepsets, dgcnn, pointnet, set_transformer  # noqa: F401  (each registers its name)

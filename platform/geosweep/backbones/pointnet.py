@@ -8,28 +8,8 @@ import torch
 from pydantic import Field, PositiveInt
 from torch import nn
 
+from geosweep.backbones.layers import mlp
 from geosweep.registry import BACKBONES
-
-
-def mlp(sizes: list[int], dropout: float = 0.0, final_activation: bool = True) -> nn.Sequential:
-    """Linear layers with batch norm + ReLU between them; acts on the last axis."""
-    layers: list[nn.Module] = []
-    for i, (fan_in, fan_out) in enumerate(zip(sizes, sizes[1:])):
-        last = i == len(sizes) - 2
-        layers.append(nn.Linear(fan_in, fan_out))
-        if not last or final_activation:
-            layers += [PointwiseBatchNorm(fan_out), nn.ReLU()]
-            if dropout and not last:
-                layers.append(nn.Dropout(dropout))
-    return nn.Sequential(*layers)
-
-
-class PointwiseBatchNorm(nn.BatchNorm1d):
-    """BatchNorm over the channel (last) axis of (..., C) tensors."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        flat = x.reshape(-1, x.shape[-1])
-        return super().forward(flat).reshape(x.shape)
 
 
 class PointNet(nn.Module):

@@ -1,0 +1,136 @@
+"""Every registered backbone: shapes, gradients, permutation invariance, batch independence, kwargs checks."""
+
+from __future__ import annotations
+
+import inspect
+
+import geosweep.backbones  # noqa: F401  (registers every backbone)
+import pytest
+import torch
+
+from geosweep.registry import BACKBONES
+
+# Tiny sizes keep CI cheap; a new backbone adds its own line here (enforced below).
+TINY = {
+    "pointnet": {"point_widths": (8, 16), "head_widths": (8,)},
+    "dgcnn": {"widths": (8, 8), "k": 4, "emb_dims": 16, "head_widths": (8,)},
+    "set_transformer": {"dim": 8, "heads": 2, "depth": 1},
+    "deepsets": {"point_widths": (8, 16), "head_widths": (8,)},
+}
+NAMES = BACKBONES.names()
+OUT_DIM = 5
+
+
+def build(name: str, in_channels: int = 3, **overrides) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return BACKBONES.build(name, {**TINY.get(name, {}), **overrides}, in_channels=in_channels, out_dim=OUT_DIM)
+
+
+def eval_float64(model: torch.nn.Module, in_channels: int = 3) -> torch.nn.Module:
+    """Float64 in eval mode, with batch-norm running statistics moved off their initial 0 / 1."""
+    model = model.double().train()
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.randn(4, 16, in_channels, dtype=torch.float64) * 2 + 1)
+    return model.eval()
+
+
+def test_every_backbone_has_a_tiny_size():
+    assert sorted(TINY) == NAMES
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("in_channels", [2, 3])
+@pytest.mark.parametrize("num_points", [8, 33])
+def test_forward_shape(name, in_channels, num_points):
+    model = build(name, in_channels)
+    out = model(torch.randn(4, num_points, in_channels))
+    assert out.shape == (4, OUT_DIM)
+    assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_backward_reaches_every_parameter(name):
+    model = build(name).train()
+    out = model(torch.randn(4, 12, 3))
+    (out * torch.randn_like(out)).sum().backward()
+    for param_name, param in model.named_parameters():
+        if param.requires_grad:
+            assert param.grad is not None, f"{name}: no gradient for {param_name}"
+            assert torch.isfinite(param.grad).all(), f"{name}: non-finite gradient for {param_name}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("num_points", [8, 33])
+def test_permutation_invariant(name, num_points):
+    model = eval_float64(build(name))
+    x = torch.randn(3, num_points, 3, dtype=torch.float64)
+    perm = torch.randperm(num_points)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x[:, perm]), model(x), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_batch_independent_in_eval(name):
+    model = eval_float64(build(name))
+    x = torch.randn(5, 20, 3, dtype=torch.float64)
+    with torch.no_grad():
+        together = model(x)
+        alone = torch.cat([model(x[i : i + 1]) for i in range(len(x))])
+        other = model(torch.cat([x[:1], torch.randn(4, 20, 3, dtype=torch.float64)]))
+    torch.testing.assert_close(together, alone, rtol=0, atol=1e-6)
+    torch.testing.assert_close(other[0], together[0], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("num_points", [1, 8, 33])
+def test_dgcnn_k_larger_than_num_points(num_points):
+    model = build("dgcnn", k=50)
+    out = model.eval()(torch.randn(2, num_points, 3))
+    assert out.shape == (2, OUT_DIM)
+    assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_unknown_kwarg_rejected(name):
+    with pytest.raises(ValueError, match="unknown argument 'widthz'"):
+        BACKBONES.validate_kwargs(name, {"widthz": 3})
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if "dropout" in inspect.signature(BACKBONES.get(n)).parameters])
+@pytest.mark.parametrize("dropout", [-0.1, 1.0])
+def test_dropout_out_of_range_rejected(name, dropout):
+    with pytest.raises(ValueError, match=f"backbone '{name}': argument 'dropout'"):
+        BACKBONES.validate_kwargs(name, {"dropout": dropout})
+
+
+@pytest.mark.parametrize(
+    "name, kwargs, argument",
+    [
+        ("dgcnn", {"k": 0}, "k"),
+        ("dgcnn", {"widths": ()}, "widths"),
+        ("dgcnn", {"widths": (8, 0)}, "widths.1"),
+        ("dgcnn", {"emb_dims": 0}, "emb_dims"),
+        ("set_transformer", {"heads": 0}, "heads"),
+        ("set_transformer", {"dim": "wide"}, "dim"),
+        ("set_transformer", {"depth": -1}, "depth"),
+        ("deepsets", {"pool": "median"}, "pool"),
+        ("deepsets", {"point_widths": ()}, "point_widths"),
+        ("pointnet", {"head_widths": (-1,)}, "head_widths.0"),
+    ],
+)
+def test_bad_kwargs_name_the_argument(name, kwargs, argument):
+    with pytest.raises(ValueError, match=f"argument '{argument}'"):
+        BACKBONES.validate_kwargs(name, kwargs)
+
+
+def test_set_transformer_dim_must_divide_by_heads():
+    with pytest.raises(ValueError, match="'dim' .* divisible by 'heads'"):
+        BACKBONES.build("set_transformer", {"dim": 10, "heads": 4}, in_channels=3, out_dim=OUT_DIM)
+
+
+@pytest.mark.parametrize("pool", ["sum", "mean", "max"])
+def test_deepsets_pools_are_permutation_invariant(pool):
+    model = eval_float64(build("deepsets", pool=pool))
+    x = torch.randn(2, 10, 3, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x.flip(1)), model(x), rtol=0, atol=1e-6)
