@@ -44,8 +44,7 @@ def build_model(config: RunConfig, dim: int, out_dim: int) -> InvariantModel:
         out_dim: size of the task's output (e.g. the number of classes).
     """
     representation = REPRESENTATIONS.build(config.representation.name, config.representation.kwargs)
-    backbone = BACKBONES.build(
-        config.backbone.name, config.backbone.kwargs, in_channels=representation.out_channels(dim), out_dim=out_dim
-    )
-    backbone = HYPERNETS.build(config.hypernet.name, config.hypernet.kwargs, target=backbone)
+    in_channels = representation.out_channels(dim)
+    backbone = BACKBONES.build(config.backbone.name, config.backbone.kwargs, in_channels=in_channels, out_dim=out_dim)
+    backbone = HYPERNETS.build(config.hypernet.name, config.hypernet.kwargs, target=backbone, in_channels=in_channels)
     return InvariantModel(representation, backbone)

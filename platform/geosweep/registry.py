@@ -74,7 +74,9 @@ class Registry(Generic[T]):
         """
         model = self._kwargs_models.get(name) or self._build_kwargs_model(name)
         try:
-            return model.model_validate(kwargs).model_dump(exclude_unset=True)
+            validated = model.model_validate(kwargs)
+            # Attributes, not model_dump(): nested config models reach the constructor as models.
+            return {name: getattr(validated, name) for name in validated.model_fields_set}
         except pydantic.ValidationError as err:
             problems = []
             for e in err.errors():
@@ -87,8 +89,11 @@ class Registry(Generic[T]):
             raise ValueError(f"{self.axis} {name!r}: " + "; ".join(problems)) from None
 
     def build(self, name: str, kwargs: dict[str, Any], **provided: Any) -> Any:
-        """Construct entry `name` from user kwargs plus platform-provided args."""
-        return self.get(name)(**self.validate_kwargs(name, kwargs), **provided)
+        """Construct entry `name` from user kwargs plus the platform-provided args it accepts."""
+        constructor = self.get(name)
+        accepted = inspect.signature(constructor).parameters
+        provided = {key: value for key, value in provided.items() if key in accepted}
+        return constructor(**self.validate_kwargs(name, kwargs), **provided)
 
     def _build_kwargs_model(self, name: str) -> type[pydantic.BaseModel]:
         fields: dict[str, Any] = {}
@@ -110,5 +115,5 @@ class Registry(Generic[T]):
 DATASETS: Registry = Registry("dataset", provided=("seed",))
 REPRESENTATIONS: Registry = Registry("representation")
 BACKBONES: Registry = Registry("backbone", provided=("in_channels", "out_dim"))
-HYPERNETS: Registry = Registry("hypernet", provided=("target",))
+HYPERNETS: Registry = Registry("hypernet", provided=("target", "in_channels"))
 TASKS: Registry = Registry("task")

@@ -21,19 +21,19 @@ class DeepSets(nn.Module):
     ) -> None:
         super().__init__()
         self.pool = pool
-        self.phi = mlp([in_channels, *point_widths])
-        self.rho = mlp([point_widths[-1], *head_widths, out_dim], dropout=dropout, final_activation=False)
+        self.point_mlp = mlp([in_channels, *point_widths])
+        self.head = mlp([point_widths[-1], *head_widths, out_dim], dropout=dropout, final_activation=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, N, C) per-point features -> (B, out_dim)."""
-        points = self.phi(x)
+        points = self.point_mlp(x)
         if self.pool == "sum":
             pooled = points.sum(dim=1)
         elif self.pool == "mean":
             pooled = points.mean(dim=1)
         else:
             pooled = points.amax(dim=1)
-        return self.rho(pooled)
+        return self.head(pooled)
 
 
 @BACKBONES.register("deepsets")

@@ -1,3 +1,3 @@
 """Hypernetworks: generate (some of) a backbone's parameters from a conditioning input."""
 
-from geosweep.hypernets import none  # noqa: F401  (registers "none")
+from geosweep.hypernets import hypernetwork, none  # noqa: F401  (register "standard", "mip", "none")

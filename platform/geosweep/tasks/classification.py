@@ -18,8 +18,10 @@ class Classification:
     def output_dim(self, num_classes: int) -> int:
         return num_classes
 
-    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float | None = None) -> torch.Tensor:
+        """Cross-entropy; `label_smoothing` overrides the configured value (an amortised hyperparameter)."""
+        smoothing = self.label_smoothing if label_smoothing is None else label_smoothing
+        return F.cross_entropy(logits, labels, label_smoothing=smoothing)
 
     def num_correct(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return (logits.argmax(dim=-1) == labels).sum()

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 from geosweep.config import RunConfig
 from geosweep.data import PointCloudSplits, Split, apply_rotation_protocols
+from geosweep.hypernets.hypernetwork import Hypernetwork
 from geosweep.model import InvariantModel, PrecomputedFrames, build_model
 from geosweep.registry import DATASETS, TASKS
 from geosweep.tracking import EpochLogger
@@ -62,6 +63,9 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         DataLoader(train_set, batch_size=config.batch_size, sampler=sampler, drop_last=True)
     )
     val_labels, test_labels = torch.from_numpy(data.val.labels), torch.from_numpy(data.test.labels)
+    hypernet = model.backbone if isinstance(model.backbone, Hypernetwork) else None
+    amortised = hypernet.amortised if hypernet and hypernet.condition == "hyperparam" else None
+    amortised_rng = np.random.default_rng(np.random.SeedSequence([config.seed, rank, 3000]))
     seed_everything(config.seed + 1 + rank)
 
     # --- resume from the last checkpoint (after a worker failure)
@@ -95,22 +99,31 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         started = time.perf_counter()
         loss_sum = torch.zeros((), device=device)
         for points, labels in train_loader:
+            overrides = {}
+            if amortised:  # each batch trains the hypernetwork at another value of the hyperparameter
+                value = float(amortised_rng.uniform(amortised.low, amortised.high))
+                hypernet.set_hyperparam(value)
+                overrides = {amortised.name: value}
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"):
-                loss = task.loss(trained(points), labels)
+                loss = task.loss(trained(points), labels, **overrides)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             loss_sum += loss.detach()
         seconds = time.perf_counter() - started
         num_batches = len(train_loader)
+        diagnostics = {k: v.item() for k, v in hypernet.diagnostics.items()} if hypernet else {}
 
-        # --- evaluate (each rank a shard, counts summed across ranks)
+        # --- evaluate (each rank a shard, counts summed across ranks; amortised runs at the grid's first value)
+        if amortised:
+            hypernet.set_hyperparam(amortised.grid[0])
         metrics = {
             "train_loss": all_reduce_sum(loss_sum, world_size).item() / (num_batches * world_size),
             "val_acc": accuracy(module, task, inputs.val, val_labels, rank, world_size, device),
             "test_acc": accuracy(module, task, inputs.test, test_labels, rank, world_size, device),
             "epoch_seconds": seconds,
             "samples_per_sec": num_batches * config.batch_size * world_size / seconds,
+            **diagnostics,
         }
 
         # --- report (a collective: every rank calls it; rank 0 attaches the checkpoint)
@@ -134,6 +147,13 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             model, task, canonical.test.points, canonical.test.labels, model.representation.invariances,
             samples=config.certify.samples, max_clouds=config.certify.max_clouds, seed=config.seed, device=device,
         )  # fmt: skip
+        if amortised:  # one trial covers a slice of the sweep: every grid value, scored
+            for value in amortised.grid:
+                hypernet.set_hyperparam(value)
+                for split, x, y in (("val", inputs.val, val_labels), ("test", inputs.test, test_labels)):
+                    key = f"amortised/{amortised.name}:{value:g}/{split}_acc"  # MLflow names allow no "="
+                    final[key] = accuracy(module, task, x, y, 0, 1, device)
+            hypernet.set_hyperparam(amortised.grid[0])
         logger.log_metrics(config.epochs, final)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "model.pt"

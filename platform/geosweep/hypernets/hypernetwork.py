@@ -1,0 +1,214 @@
+"""Hypernetworks that generate a backbone's target Linear layers per sample: `standard` and `mip`.
+
+The wrapper is itself a backbone, (B, N, C) -> (B, out_dim). Each forward it
+computes a conditioning vector, maps it through an MLP h to the parameters of
+every nn.Linear inside the target modules (e.g. the classifier `head`), and
+runs the backbone with those layers applying per-sample weights by einsum:
+batched, never a loop over samples.
+
+Conditions:
+- `spectrum`: the normalised covariance eigenvalues of the sample's input
+  (in [0, 1], summing to 1). A function of the invariant input alone, so an
+  invariant representation keeps the whole model invariant.
+- `hyperparam`: an amortised scalar hyperparameter (`amortised`), set by the
+  training loop per batch (sampled from its range) and per grid value at the end.
+
+`standard` feeds the raw condition to h and uses h's output as the weights.
+`mip` (Ortiz et al., ICLR 2024) scales the condition to [0, 1], encodes each
+value as [cos(pi g / 2), sin(pi g / 2)] (constant norm), and predicts only a
+residual: theta = theta_0 + h(E(g)), theta_0 learned and initialised like the
+target layer; h has Kaiming fan-out weights and zero biases.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+from torch import nn
+
+from geosweep.registry import HYPERNETS
+
+ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "gelu": nn.GELU, "silu": nn.SiLU}
+Activation = Literal["relu", "leaky_relu", "gelu", "silu"]
+
+
+class Amortised(BaseModel):
+    """A scalar hyperparameter that one trial covers as a whole range instead of one value."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: Literal["label_smoothing"]
+    low: Annotated[float, Field(ge=0, lt=1)]
+    high: Annotated[float, Field(ge=0, lt=1)]
+    grid: tuple[float, ...]  # values evaluated (and logged) after training
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Amortised":
+        if not self.low < self.high:
+            raise ValueError(f"amortised.low ({self.low}) must be below amortised.high ({self.high})")
+        outside = [v for v in self.grid if not self.low <= v <= self.high]
+        if outside:  # the mip encoding would wrap around outside [low, high]
+            raise ValueError(f"amortised.grid values {outside} lie outside [{self.low}, {self.high}]")
+        return self
+
+    def to_unit(self, value: torch.Tensor) -> torch.Tensor:
+        return (value - self.low) / (self.high - self.low)
+
+
+class GeneratedLinear(nn.Module):
+    """Replaces a target nn.Linear: applies the per-sample weight and bias its hypernetwork set."""
+
+    def __init__(self, linear: nn.Linear) -> None:
+        super().__init__()
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        self.weight: torch.Tensor | None = None  # (B, out, in), set before every forward
+        self.bias: torch.Tensor | None = None  # (B, out)
+
+    @property
+    def num_params(self) -> int:
+        return self.out_features * (self.in_features + 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, ..., in) -> (B, ..., out), sample b using weight[b]."""
+        out = torch.einsum("b...i,boi->b...o", x, self.weight)
+        return out + self.bias.view(len(self.bias), *([1] * (x.ndim - 2)), self.out_features)
+
+
+def spectrum(x: torch.Tensor) -> torch.Tensor:
+    """(B, N, C) -> (B, C): covariance eigenvalues, descending, normalised to sum 1 (uniform if all zero)."""
+    centred = x.double() - x.double().mean(dim=1, keepdim=True)
+    values = torch.linalg.eigvalsh(centred.mT @ centred).flip(-1).clamp_min(0)
+    total = values.sum(dim=-1, keepdim=True)
+    uniform = torch.full_like(values, 1.0 / values.shape[-1])
+    return torch.where(total > 0, values / total.clamp_min(1e-300), uniform).to(x.dtype)
+
+
+class Hypernetwork(nn.Module):
+    """A backbone whose target Linear layers are generated per sample from a condition."""
+
+    def __init__(
+        self, target: nn.Module, in_channels: int, targets: tuple[str, ...], hidden: tuple[int, ...],
+        activation: str, condition: str, amortised: Amortised | None, mip: bool,
+    ) -> None:  # fmt: skip
+        super().__init__()
+        if condition == "hyperparam" and amortised is None:
+            raise ValueError("hypernet condition 'hyperparam' needs `amortised` (name, low, high, grid)")
+        self.backbone, self.condition, self.amortised, self.mip = target, condition, amortised, mip
+        self.generated, originals = replace_linears(target, targets)
+        self.hyperparam: torch.Tensor | None = None  # set by the loop when condition = hyperparam
+        self.diagnostics: dict[str, torch.Tensor] = {}  # from the last forward, detached
+
+        raw_dim = in_channels if condition == "spectrum" else 1
+        sizes = [2 * raw_dim if mip else raw_dim, *hidden, sum(g.num_params for g in self.generated.values())]
+        layers: list[nn.Module] = []
+        for i, (fan_in, fan_out) in enumerate(zip(sizes, sizes[1:])):
+            layers.append(nn.Linear(fan_in, fan_out))
+            if i < len(sizes) - 2:
+                layers.append(ACTIVATIONS[activation]())
+        self.h = nn.Sequential(*layers)
+        self.theta0 = None
+        if mip:
+            for layer in self.h:
+                if isinstance(layer, nn.Linear):
+                    nn.init.kaiming_normal_(layer.weight, mode="fan_out", nonlinearity="relu")
+                    nn.init.zeros_(layer.bias)
+            # theta_0 starts as the target layers' own initial parameters and is learned from there.
+            self.theta0 = nn.Parameter(torch.cat([flat_params(linear) for linear in originals]))
+
+    def set_hyperparam(self, value: float) -> None:
+        """The amortised hyperparameter's value for the following forward passes."""
+        if self.amortised and not self.amortised.low <= value <= self.amortised.high:
+            raise ValueError(f"{self.amortised.name}={value} outside [{self.amortised.low}, {self.amortised.high}]")
+        self.hyperparam = torch.tensor(float(value))
+
+    def conditioning(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, N, C) input -> (B, k) condition: the spectrum, or the amortised value (in [0, 1] for mip)."""
+        if self.condition == "spectrum":
+            return spectrum(x)
+        if self.hyperparam is None:
+            raise RuntimeError("hypernet condition 'hyperparam': call set_hyperparam(value) before forward")
+        value = self.amortised.to_unit(self.hyperparam) if self.mip else self.hyperparam
+        return value.to(x).expand(len(x), 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, N, C) -> (B, out_dim), target layers generated per sample."""
+        gamma = self.conditioning(x)
+        if self.mip:
+            gamma = torch.cat([torch.cos(math.pi * gamma / 2), torch.sin(math.pi * gamma / 2)], dim=-1)
+        delta = self.h(gamma)  # (B, P)
+        theta = self.theta0 + delta if self.mip else delta
+        self.diagnostics = {"hypernet/output_norm_over_input_norm": (delta.norm(dim=1) / gamma.norm(dim=1)).mean()}
+        start = 0
+        for name, module in self.generated.items():
+            chunk = slice(start, start + module.num_params)
+            start = chunk.stop
+            module.weight = theta[:, chunk][:, : -module.out_features].unflatten(1, (module.out_features, -1))
+            module.bias = theta[:, chunk][:, -module.out_features :]
+            if self.mip:
+                relative = delta[:, chunk].norm(dim=1) / self.theta0[chunk].norm()
+                self.diagnostics[f"hypernet/{name}/delta_over_theta0"] = relative.mean()
+        self.diagnostics = {k: v.detach() for k, v in self.diagnostics.items()}
+        return self.backbone(x)
+
+
+def replace_linears(backbone: nn.Module, targets: tuple[str, ...]) -> tuple[dict[str, GeneratedLinear], list[nn.Linear]]:
+    """Swap every nn.Linear inside the named modules for a GeneratedLinear.
+
+    Returns:
+        The replacements by qualified name, and the Linear layers they replaced (same order).
+    """
+    modules = dict(backbone.named_modules())
+    missing = [t for t in targets if t not in modules]
+    if missing:
+        top = ", ".join(n for n in modules if n and "." not in n)
+        raise ValueError(f"hypernet targets {missing} are not modules of the backbone (top-level modules: {top})")
+    generated: dict[str, GeneratedLinear] = {}
+    originals: list[nn.Linear] = []
+    for target in targets:
+        linears = [(f"{target}.{n}" if n else target, m) for n, m in modules[target].named_modules()]
+        for qualified, linear in linears:
+            if isinstance(linear, nn.Linear):
+                parent, _, child = qualified.rpartition(".")
+                replacement = GeneratedLinear(linear)
+                setattr(backbone.get_submodule(parent) if parent else backbone, child, replacement)
+                generated[qualified] = replacement
+                originals.append(linear)
+    if not generated:
+        raise ValueError(f"hypernet targets {list(targets)} contain no nn.Linear layer to generate")
+    return generated, originals
+
+
+def flat_params(linear: nn.Linear) -> torch.Tensor:
+    """A Linear's weight (row-major) then bias, as one vector: GeneratedLinear's layout."""
+    bias = linear.bias if linear.bias is not None else torch.zeros(linear.out_features)
+    return torch.cat([linear.weight.detach().flatten(), bias.detach()])
+
+
+def _register(name: str, mip: bool) -> None:
+    def build(
+        target: nn.Module,
+        in_channels: int,
+        targets: Annotated[tuple[str, ...], Field(min_length=1)] = ("head",),
+        hidden: tuple[PositiveInt, ...] = (64, 64),
+        activation: Activation = "relu",
+        condition: Literal["spectrum", "hyperparam"] = "spectrum",
+        amortised: Amortised | None = None,
+    ) -> Hypernetwork:
+        return Hypernetwork(target, in_channels, targets, hidden, activation, condition, amortised, mip)
+
+    build.__doc__ = f"""`{name}` hypernetwork over the backbone's `targets` (module names; every Linear inside).
+
+    Args:
+        targets: backbone modules whose Linear layers are generated (every backbone has `head`).
+        hidden: hidden widths of the hypernetwork MLP h.
+        activation: h's nonlinearity.
+        condition: `spectrum` (per-sample invariant descriptor) or `hyperparam` (amortised).
+        amortised: the hyperparameter, its range and evaluation grid (condition `hyperparam` only).
+    """
+    HYPERNETS.register(name)(build)
+
+
+_register("standard", mip=False)
+_register("mip", mip=True)

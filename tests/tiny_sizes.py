@@ -1,0 +1,9 @@
+"""Tiny kwargs per registered component, so registry-parametrised tests stay cheap on 2 cores."""
+
+TINY_BACKBONES = {
+    "pointnet": {"point_widths": (8, 16), "head_widths": (8,)},
+    "dgcnn": {"widths": (8, 8), "k": 4, "emb_dims": 16, "head_widths": (8,)},
+    "set_transformer": {"dim": 8, "heads": 2, "depth": 1},
+    "deepsets": {"point_widths": (8, 16), "head_widths": (8,)},
+}
+TINY_HYPERNET = {"hidden": (8,)}
