@@ -24,44 +24,12 @@ from pathlib import Path
 
 import torch
 from mlflow.tracking import MlflowClient
-from torch.utils.data import DataLoader, TensorDataset
 
-from geosweep.config import RunConfig, apply_overrides, load_run_config, parse_run_config
-from geosweep.data import apply_rotation_protocols
-from geosweep.model import build_model
-from geosweep.registry import DATASETS, TASKS
-from geosweep.train.loop import as_tensors, make_optimizer, seed_everything
+from geosweep.bench.plain import train_in_process
+from geosweep.config import apply_overrides, load_run_config, parse_run_config
 
 BENCH_EXPERIMENT = "bench"
 DEFAULT_CONFIG = Path(__file__).resolve().parents[3] / "configs" / "train" / "shapes_pointnet_tinv.yaml"
-
-
-def plain_epoch_seconds(config: RunConfig) -> list[float]:
-    """Seconds per epoch (train + validation accuracy) of a one-process PyTorch loop."""
-    seed_everything(config.seed)
-    data = DATASETS.build(config.dataset.name, config.dataset.kwargs, seed=config.seed)
-    data = apply_rotation_protocols(data, config.dataset.rotation.train, config.dataset.rotation.test, config.seed)
-    task = TASKS.build(config.task.name, config.task.kwargs)
-    model = build_model(config, dim=data.dim, out_dim=task.output_dim(data.num_classes))
-    optimizer = make_optimizer(config, model)
-    loader = DataLoader(TensorDataset(*as_tensors(data.train)), batch_size=config.batch_size, shuffle=True, drop_last=True)
-    eval_sets = [as_tensors(data.val), as_tensors(data.test)]  # geosweep scores both every epoch
-    seconds = []
-    for _ in range(config.epochs):
-        started = time.perf_counter()
-        model.train()
-        for points, labels in loader:
-            loss = task.loss(model(points), labels)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-        model.eval()
-        with torch.no_grad():
-            for points, labels in eval_sets:
-                for start in range(0, len(points), 256):
-                    task.num_correct(model(points[start : start + 256]), labels[start : start + 256])
-        seconds.append(time.perf_counter() - started)
-    return seconds
 
 
 def geosweep_epochs(config_path: Path, overrides: list[str], workdir: Path) -> tuple[float, list[float], list[float]]:
@@ -109,7 +77,7 @@ def compare(args: argparse.Namespace, threads: int) -> None:
 
     # Warm-up epochs are left out on both sides: caches and allocators, and under
     # Ray the daemons (dashboard, agents) still starting on a small machine.
-    plain = plain_epoch_seconds(config)[args.warmup :]
+    plain = [epoch.seconds for epoch in train_in_process(config)][args.warmup :]
     with tempfile.TemporaryDirectory() as tmp:
         first_epoch, under_ray, train_phase = geosweep_epochs(args.config, overrides, Path(tmp))
     under_ray, train_phase = under_ray[args.warmup - 1 :], train_phase[args.warmup - 1 :]
