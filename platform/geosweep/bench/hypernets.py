@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import statistics
 
-
 from geosweep.bench.plain import train_in_process
 from geosweep.config import parse_run_config
 
