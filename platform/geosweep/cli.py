@@ -1,13 +1,17 @@
 """`geosweep` command line: thin wrappers over the package.
 
-    geosweep validate CONFIG [--set a.b=value ...]
+    geosweep validate CONFIG|SWEEP [--set a.b=value ...]
     geosweep train CONFIG [--set a.b=value ...] [--storage-path PATH]
+    geosweep sweep SWEEP [--set a.b=value ...] [--resume]
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+
+import yaml
 
 from geosweep.config import ConfigError, RunConfig, dump_yaml, load_run_config
 
@@ -24,8 +28,14 @@ def main(argv: list[str] | None = None) -> int:
     add_config_arguments(train)
     train.add_argument("--storage-path", help="where Ray Train keeps checkpoints (default ~/ray_results)")
 
+    sweep = commands.add_parser("sweep", help="run a sweep on Ray Tune; exit status 0 only if every trial succeeded")
+    add_config_arguments(sweep)
+    sweep.add_argument("--resume", action="store_true", help="finish the sweep of this name (its driver died)")
+
     args = parser.parse_args(argv)
     try:
+        if args.command == "sweep" or (args.command == "validate" and is_sweep(args.config)):
+            return sweep_command(args)
         config = load_run_config(args.config, args.overrides)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -35,6 +45,32 @@ def main(argv: list[str] | None = None) -> int:
         print(dump_yaml(config) if args.print else f"{args.config}: ok")
         return 0
     return train_command(config, args.storage_path)
+
+
+def is_sweep(path: str) -> bool:
+    """A sweep config has a `base` run config; a run config never does."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError):
+        return False  # the run-config loader reports the problem
+    return isinstance(raw, dict) and "base" in raw
+
+
+def sweep_command(args: argparse.Namespace) -> int:
+    from geosweep.sweep.config import load_sweep_config, validate_every_trial
+
+    sweep = load_sweep_config(args.config, args.overrides)
+    checked = validate_every_trial(sweep)
+    if args.command == "validate":
+        print(f"{args.config}: ok ({checked} trial configurations checked)")
+        return 0
+    from geosweep.sweep.run import run_sweep  # imports Ray Tune: keep `validate` fast
+
+    results = run_sweep(sweep, resume=args.resume)
+    for failure in results.errors:
+        print(f"error: trial failed: {str(failure).splitlines()[0]}", file=sys.stderr)
+    print(f"{len(results)} trials, {len(results.errors)} failed; leaderboard and best config on the MLflow parent run")
+    return 1 if results.errors else 0
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:

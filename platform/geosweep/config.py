@@ -161,19 +161,27 @@ def parse_run_config(raw: dict[str, Any], source: str = "config") -> RunConfig:
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Return a copy of `raw` with each `dotted.path=value` set; values are parsed as YAML."""
-    result = yaml.safe_load(yaml.safe_dump(raw))  # deep copy of plain data
+    values = {}
     for item in overrides:
         path, sep, text = item.partition("=")
         if not sep or not path:
             raise ConfigError(f"--set {item!r}: expected dotted.path=value, e.g. backbone.name=pointnet")
+        values[path] = yaml.safe_load(text)
+    return set_values(raw, values)
+
+
+def set_values(raw: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """Return a copy of `raw` with the value at each dotted path replaced (missing mappings are created)."""
+    result = yaml.safe_load(yaml.safe_dump(raw))  # deep copy of plain data
+    for path, value in values.items():
         *parents, leaf = path.split(".")
         node = result
         for key in parents:
             child = node.setdefault(key, {})
             if not isinstance(child, dict):
-                raise ConfigError(f"--set {item!r}: {key!r} holds {child!r}, not a mapping")
+                raise ConfigError(f"{path}: {key!r} holds {child!r}, not a mapping")
             node = child
-        node[leaf] = yaml.safe_load(text)
+        node[leaf] = value
     return result
 
 

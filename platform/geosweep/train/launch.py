@@ -24,6 +24,10 @@ def run_training(
     config: RunConfig,
     *,
     storage_path: str | Path | None = None,
+    run_name: str | None = None,
+    tags: dict[str, str] | None = None,
+    reuse_by: tuple[str, ...] = (),
+    callbacks: list[Any] = (),
     inject_failure: dict[str, Any] | None = None,
 ) -> ray.train.Result:
     """Train `config` on Ray Train and record it in MLflow.
@@ -31,6 +35,10 @@ def run_training(
     Args:
         storage_path: where Ray Train persists checkpoints (default ~/ray_results;
             shared storage such as s3:// on a multi-node cluster).
+        run_name: the Train run's and MLflow run's name (default: from the axes and a timestamp).
+        tags: extra MLflow tags.
+        reuse_by: tag keys identifying an earlier MLflow run to write on into (a resumed sweep trial).
+        callbacks: Ray Train callbacks (a sweep passes Tune's report callback).
         inject_failure: {"rank", "epoch", "marker"}: that rank's process exits once
             at that epoch (fault-tolerance tests only).
 
@@ -42,8 +50,8 @@ def run_training(
             allows; its MLflow run is marked FAILED and keeps every epoch already logged.
     """
     ensure_ray()
-    run_name = run_name_for(config)
-    tracking_uri, run_id = start_run(config, run_name)
+    run_name = run_name or run_name_for(config)
+    tracking_uri, run_id = start_run(config, run_name, tags, reuse_by)
     scaling = config.scaling
     trainer = TorchTrainer(
         train_loop_per_worker,
@@ -62,6 +70,7 @@ def run_training(
             name=run_name,
             storage_path=str(storage_path) if storage_path else None,
             failure_config=ray.train.FailureConfig(max_failures=config.failure.max_failures),
+            callbacks=list(callbacks),
         ),
     )
     succeeded = False

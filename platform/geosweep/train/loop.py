@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import tempfile
@@ -114,11 +115,15 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         num_batches = len(train_loader)
         diagnostics = {k: v.item() for k, v in hypernet.diagnostics.items()} if hypernet else {}
 
+        train_loss = all_reduce_sum(loss_sum, world_size).item() / (num_batches * world_size)
+        if not math.isfinite(train_loss):  # every rank sees the same sum, so all stop together
+            raise FloatingPointError(f"training diverged: non-finite mean loss ({train_loss}) in epoch {epoch}")
+
         # --- evaluate (each rank a shard, counts summed across ranks; amortised runs at the grid's first value)
         if amortised:
             hypernet.set_hyperparam(amortised.grid[0])
         metrics = {
-            "train_loss": all_reduce_sum(loss_sum, world_size).item() / (num_batches * world_size),
+            "train_loss": train_loss,
             "val_acc": accuracy(module, task, inputs.val, val_labels, rank, world_size, device),
             "test_acc": accuracy(module, task, inputs.test, test_labels, rank, world_size, device),
             "epoch_seconds": seconds,

@@ -1,0 +1,1 @@
+"""Sweeps: Ray Tune over backbones x representations x hypernetwork settings, compared in MLflow."""

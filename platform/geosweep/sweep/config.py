@@ -1,0 +1,149 @@
+"""Sweep configs: a base run config, a search space over its fields, seeds, a searcher and a scheduler.
+
+    name: quickstart
+    base: ../train/shapes_pointnet_tinv.yaml     # relative to this file, or an inline mapping
+    space:
+      representation: {grid: [{name: raw}, {name: tinv_mds}, {name: fa}]}
+      optimizer.lr: {loguniform: [0.0003, 0.003]}
+    seeds: 2
+    searcher: {name: random, num_samples: 1}
+    scheduler: {name: asha, grace_period: 1, reduction_factor: 2}
+
+A space key is a dotted config path; its value picks one domain. Grid values may
+be whole component specs ({name: mip, kwargs: {...}}), which is how conditional
+fields are written: kwargs travel with the component they belong to, so no trial
+gets a meaningless combination.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any, Literal
+
+import pydantic
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from geosweep.config import ConfigError, RunConfig, apply_overrides, format_errors, parse_run_config, set_values
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Domain(_Strict):
+    """Exactly one of: grid (every value), choice, uniform, loguniform, randint ([low, high))."""
+
+    grid: list[Any] | None = Field(None, min_length=1)
+    choice: list[Any] | None = Field(None, min_length=1)
+    uniform: tuple[float, float] | None = None
+    loguniform: tuple[float, float] | None = None
+    randint: tuple[int, int] | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "Domain":
+        set_fields = [name for name in type(self).model_fields if getattr(self, name) is not None]
+        if len(set_fields) != 1:
+            raise ValueError(f"give exactly one of grid, choice, uniform, loguniform, randint (got {set_fields or 'none'})")
+        bounds = self.uniform or self.loguniform or self.randint
+        if bounds is not None and not bounds[0] < bounds[1]:
+            raise ValueError(f"bounds must be [low, high] with low < high, got {list(bounds)}")
+        if self.loguniform is not None and self.loguniform[0] <= 0:
+            raise ValueError(f"loguniform bounds must be positive, got {list(self.loguniform)}")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(name for name in type(self).model_fields if getattr(self, name) is not None)
+
+
+class SearcherSpec(_Strict):
+    name: Literal["grid", "random", "optuna"] = "grid"
+    num_samples: int = Field(1, ge=1)  # grid/random: repeats of the whole grid; optuna: trials
+
+
+class SchedulerSpec(_Strict):
+    name: Literal["fifo", "asha", "median_stop"] = "fifo"
+    grace_period: int = Field(1, ge=1)  # epochs every trial gets before it can be stopped
+    reduction_factor: float = Field(2.0, gt=1)  # asha only
+
+
+class ResourcesSpec(_Strict):
+    trial_driver_cpus: float = Field(0.05, gt=0, le=1)  # the Tune trial that drives a TorchTrainer
+    max_concurrent_trials: int | None = Field(None, ge=1)  # None: derived from the cluster's CPUs
+
+
+class SweepConfig(_Strict):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    base: RunConfig
+    space: dict[str, Domain] = {}
+    seeds: int = Field(1, ge=1)  # every configuration runs with seeds 0..k-1; reports aggregate over them
+    metric: str = "val_acc"
+    mode: Literal["max", "min"] = "max"
+    searcher: SearcherSpec = SearcherSpec()
+    scheduler: SchedulerSpec = SchedulerSpec()
+    resources: ResourcesSpec = ResourcesSpec()
+    storage_path: str | None = None  # None: ~/ray_results; shared storage (s3://, NFS) on a multi-node cluster
+
+    @model_validator(mode="after")
+    def _searcher_takes_the_space(self) -> "SweepConfig":
+        grids = [path for path, domain in self.space.items() if domain.kind == "grid"]
+        if self.searcher.name == "optuna" and (grids or self.seeds > 1):
+            what = f"grid over {grids}" if grids else f"seeds: {self.seeds} (a grid over seeds)"
+            raise ValueError(f"searcher 'optuna' cannot take a {what}; use choice, or searcher grid/random")
+        return self
+
+
+def load_sweep_config(path: str | Path, overrides: list[str] = ()) -> SweepConfig:
+    """Read a sweep YAML (base given inline or as a path relative to the file) and validate it.
+
+    Raises:
+        ConfigError: naming the file, the field and what was expected.
+    """
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"{path}: cannot read YAML: {err}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sweep fields, got {type(raw).__name__}")
+    raw = apply_overrides(raw, overrides)
+    if isinstance(raw.get("base"), str):
+        base_path = (path.parent / raw["base"]).resolve()
+        try:
+            raw["base"] = yaml.safe_load(base_path.read_text())
+        except (OSError, yaml.YAMLError) as err:
+            raise ConfigError(f"{path}: base {raw['base']!r} cannot be read as YAML: {err}") from None
+    try:
+        return SweepConfig.model_validate(raw)
+    except pydantic.ValidationError as err:
+        raise ConfigError(f"{path}: invalid sweep config\n" + format_errors(err, SweepConfig)) from None
+
+
+def trial_config(sweep: SweepConfig, assignment: dict[str, Any]) -> RunConfig:
+    """The run config of one trial: the base with a sampled value at each space path (and the seed)."""
+    raw = set_values(sweep.base.model_dump(mode="json"), assignment)
+    return parse_run_config(raw, source=f"sweep {sweep.name!r}, trial {assignment}")
+
+
+def validate_every_trial(sweep: SweepConfig, limit: int = 10_000) -> int:
+    """Build the run config of every trial the space can produce (continuous domains at both bounds).
+
+    Returns:
+        How many configurations were checked.
+
+    Raises:
+        ConfigError: for the first trial whose config is invalid, naming its values.
+    """
+    axes = []
+    for path, domain in sweep.space.items():
+        values = domain.grid or domain.choice or list(domain.uniform or domain.loguniform or domain.randint)
+        if domain.randint is not None:
+            values = [domain.randint[0], domain.randint[1] - 1]  # randint's upper bound is exclusive
+        axes.append([(path, value) for value in values])
+    checked = 0
+    for combination in itertools.islice(itertools.product(*axes), limit):
+        trial_config(sweep, dict(combination))
+        checked += 1
+    return checked

@@ -1,0 +1,123 @@
+"""Running a sweep on Ray Tune (Train V2): one Tune function trial per configuration, each driving a TorchTrainer.
+
+Tune's schedulers see every epoch through Train's TuneReportCallback. The trial
+driver holds a sliver of a CPU: with the default whole CPU, concurrent trial
+drivers would hold every CPU and their workers could never start.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import ray
+from mlflow.tracking import MlflowClient
+from ray import tune
+from ray.tune.integration.ray_train import TuneReportCallback
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule
+
+from geosweep.config import ConfigError, RunConfig, set_values
+from geosweep.ray_local import ensure_ray
+from geosweep.sweep.config import SweepConfig, trial_config
+from geosweep.sweep.leaderboard import write_leaderboard
+from geosweep.sweep.space import decode, param_space
+from geosweep.tracking.mlflow_run import experiment_id, lineage_tags, resolve_tracking_uri
+from geosweep.train.launch import run_training
+
+
+def run_trial(sampled: dict[str, Any], sweep: dict[str, Any], parent_run_id: str) -> None:
+    """One Tune trial: the base config with this trial's sampled values, trained on Ray Train."""
+    spec = SweepConfig.model_validate(sweep)
+    config = trial_config(spec, decode(spec, sampled))
+    trial_id = tune.get_context().get_trial_id()
+    run_training(
+        config,
+        storage_path=spec.storage_path,
+        run_name=f"{spec.name}-{trial_id}",  # deterministic: a resumed trial finds its Train run and MLflow run
+        tags={"mlflow.parentRunId": parent_run_id, "sweep.name": spec.name, "sweep.trial_id": trial_id},
+        reuse_by=("sweep.name", "sweep.trial_id"),
+        callbacks=[TuneReportCallback()],
+    )
+
+
+def max_concurrent_trials(sweep: SweepConfig, cpus: float) -> int:
+    """Trials that fit `cpus` at once (at most resources.max_concurrent_trials); an error when not even one fits."""
+    scaling = sweep.base.scaling
+    per_trial = scaling.num_workers * scaling.cpus_per_worker + sweep.resources.trial_driver_cpus
+    if per_trial > cpus:
+        raise ConfigError(
+            f"sweep {sweep.name!r}: a trial needs {per_trial:g} CPUs ({scaling.num_workers} workers x "
+            f"{scaling.cpus_per_worker:g} + {sweep.resources.trial_driver_cpus:g} for its driver) but the cluster "
+            f"has {cpus:g}: lower scaling.cpus_per_worker or scaling.num_workers"
+        )
+    fit = max(1, math.floor(cpus / per_trial + 1e-9))
+    return min(fit, sweep.resources.max_concurrent_trials or fit)
+
+
+def searcher(sweep: SweepConfig):
+    if sweep.searcher.name == "optuna":
+        from ray.tune.search.optuna import OptunaSearch
+
+        return OptunaSearch(seed=sweep.base.seed)
+    return None  # grid and random: Tune's BasicVariantGenerator
+
+
+def scheduler(sweep: SweepConfig):
+    spec = sweep.scheduler
+    if spec.name == "asha":
+        return ASHAScheduler(
+            time_attr="epoch", max_t=sweep.base.epochs, grace_period=spec.grace_period, reduction_factor=spec.reduction_factor
+        )
+    if spec.name == "median_stop":
+        return MedianStoppingRule(time_attr="epoch", grace_period=spec.grace_period)
+    return FIFOScheduler()
+
+
+def start_parent_run(sweep: SweepConfig) -> tuple[str, str]:
+    """The sweep's MLflow parent run (created once, found again on resume)."""
+    base: RunConfig = sweep.base
+    uri = resolve_tracking_uri(base.tracking.tracking_uri)
+    client = MlflowClient(uri)
+    experiment = experiment_id(client, base.tracking.experiment)
+    query = f"tags.`sweep.name` = '{sweep.name}' and tags.`sweep.parent` = 'true'"
+    existing = client.search_runs([experiment], filter_string=query, max_results=1)
+    if existing:
+        return uri, existing[0].info.run_id
+    tags = {**lineage_tags(base), "sweep.name": sweep.name, "sweep.parent": "true"}
+    run = client.create_run(experiment, run_name=sweep.name, tags=tags)
+    client.log_text(run.info.run_id, sweep.model_dump_json(indent=2), "sweep.json")
+    return uri, run.info.run_id
+
+
+def run_sweep(sweep: SweepConfig, resume: bool = False) -> tune.ResultGrid:
+    """Run (or, with `resume`, finish) a sweep; write its leaderboard to the parent run.
+
+    Returns:
+        Tune's result grid; trials that failed are in `result_grid.errors`.
+    """
+    ensure_ray()
+    # Trials run in other processes (other nodes): pin the tracking URI the driver resolved.
+    uri = resolve_tracking_uri(sweep.base.tracking.tracking_uri)
+    sweep = SweepConfig.model_validate(set_values(sweep.model_dump(mode="json"), {"base.tracking.tracking_uri": uri}))
+    uri, parent_run_id = start_parent_run(sweep)
+    trainable = tune.with_resources(
+        tune.with_parameters(run_trial, sweep=sweep.model_dump(mode="json"), parent_run_id=parent_run_id),
+        {"CPU": sweep.resources.trial_driver_cpus},
+    )
+    storage = sweep.storage_path or os.path.expanduser("~/ray_results")
+    if resume:  # finished trials keep their results; unfinished ones continue from their last checkpoint
+        tuner = tune.Tuner.restore(f"{storage.rstrip('/')}/{sweep.name}", trainable, resume_unfinished=True)
+    else:
+        tuner = tune.Tuner(
+            trainable,
+            param_space=param_space(sweep),
+            tune_config=tune.TuneConfig(
+                metric=sweep.metric, mode=sweep.mode, search_alg=searcher(sweep), scheduler=scheduler(sweep),
+                num_samples=sweep.searcher.num_samples, max_concurrent_trials=max_concurrent_trials(sweep, ray.cluster_resources().get("CPU", 0)),
+            ),
+            run_config=tune.RunConfig(name=sweep.name, storage_path=storage),
+        )  # fmt: skip
+    results = tuner.fit()
+    write_leaderboard(sweep, results, uri, parent_run_id)
+    return results

@@ -1,0 +1,86 @@
+"""Sweep configs: search-space conversion, conditional fields, seeds, searcher conflicts, validation."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+from ray.tune.search.sample import Categorical, Float, Integer
+
+from geosweep.config import ConfigError
+from geosweep.sweep.config import SweepConfig, load_sweep_config, trial_config, validate_every_trial
+from geosweep.sweep.run import max_concurrent_trials
+from geosweep.sweep.space import decode, label, param_space
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def sweep(tiny_config, **fields) -> SweepConfig:
+    return SweepConfig.model_validate({"name": "t", "base": tiny_config, **fields})
+
+
+def test_each_domain_becomes_its_tune_domain(tiny_config):
+    space = param_space(sweep(tiny_config, seeds=3, space={
+        "backbone.kwargs.dropout": {"uniform": [0.0, 0.5]},
+        "optimizer.lr": {"loguniform": [1e-4, 1e-2]},
+        "batch_size": {"randint": [4, 9]},
+        "representation.name": {"choice": ["raw", "tinv_mds"]},
+        "hypernet": {"grid": [{"name": "none"}, {"name": "mip", "kwargs": {"hidden": [8]}}]},
+    }))  # fmt: skip
+    assert isinstance(space["backbone.kwargs.dropout"], Float)
+    assert isinstance(space["optimizer.lr"], Float) and "LogUniform" in type(space["optimizer.lr"].sampler).__name__
+    assert isinstance(space["batch_size"], Integer)
+    assert isinstance(space["representation.name"], Categorical)
+    assert space["hypernet"] == {"grid_search": ["{name: none}", "{name: mip, kwargs: {hidden: [8]}}"]}
+    assert space["seed"] == {"grid_search": [0, 1, 2]}
+
+
+def test_conditional_kwargs_travel_with_their_component(tiny_config):
+    spec = sweep(tiny_config, space={"hypernet": {"grid": [{"name": "none"}, {"name": "mip", "kwargs": {"hidden": [8]}}]}})
+    plain = trial_config(spec, decode(spec, {"hypernet": "{name: none}"}))
+    mip = trial_config(spec, decode(spec, {"hypernet": label({"name": "mip", "kwargs": {"hidden": [8]}}), "seed": 2}))
+    assert (plain.hypernet.name, plain.hypernet.kwargs) == ("none", {})
+    assert (mip.hypernet.name, mip.hypernet.kwargs, mip.seed) == ("mip", {"hidden": [8]}, 2)
+
+
+def test_grid_with_a_searcher_that_cannot_take_it_is_an_error(tiny_config):
+    with pytest.raises(ValueError, match=r"searcher 'optuna' cannot take a grid over \['representation.name'\]"):
+        sweep(tiny_config, searcher={"name": "optuna"}, space={"representation.name": {"grid": ["raw"]}})
+    with pytest.raises(ValueError, match=r"cannot take a seeds: 3"):
+        sweep(tiny_config, searcher={"name": "optuna"}, seeds=3)
+
+
+def test_domains_are_checked(tiny_config):
+    with pytest.raises(ValueError, match="exactly one of grid"):
+        sweep(tiny_config, space={"seed": {"grid": [1], "choice": [2]}})
+    with pytest.raises(ValueError, match="low < high"):
+        sweep(tiny_config, space={"optimizer.lr": {"uniform": [0.1, 0.01]}})
+
+
+def test_validation_builds_every_trial_and_names_a_bad_one(tiny_config):
+    good = sweep(tiny_config, space={
+        "representation.name": {"grid": ["raw", "tinv_mds", "fa"]}, "optimizer.lr": {"loguniform": [1e-4, 1e-2]},
+    })  # fmt: skip
+    assert validate_every_trial(good) == 6
+    bad = sweep(tiny_config, space={"backbone.kwargs.dropout": {"grid": [0.1, 1.5]}})
+    with pytest.raises(ConfigError, match=r"(?s)trial \{.backbone.kwargs.dropout.: 1.5\}.*dropout"):
+        validate_every_trial(bad)
+
+
+def test_concurrency_fits_the_cluster_or_fails_clearly(tiny_config):
+    spec = sweep(tiny_config)  # 2 workers x 0.5 CPU + 0.05 for the trial driver
+    assert max_concurrent_trials(spec, cpus=2) == 1
+    assert max_concurrent_trials(spec, cpus=8) == 7
+    with pytest.raises(ConfigError, match=r"a trial needs 1.05 CPUs .* the cluster has 1"):
+        max_concurrent_trials(spec, cpus=1)
+
+
+def test_shipped_sweeps_validate_and_name_their_command():
+    for path in sorted((REPO_ROOT / "configs" / "sweeps").glob("*.yaml")):
+        assert validate_every_trial(load_sweep_config(path)) >= 1
+        assert f"configs/sweeps/{path.name}" in path.read_text().split("\nname:")[0]
+
+
+def test_base_may_be_a_path_relative_to_the_sweep_file(tmp_path, tiny_config):
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(tiny_config))
+    (tmp_path / "s.yaml").write_text("name: s\nbase: base.yaml\nspace: {seed: {grid: [0, 1]}}\n")
+    assert load_sweep_config(tmp_path / "s.yaml").base.epochs == tiny_config["epochs"]

@@ -1,0 +1,70 @@
+"""Real sweeps on the local Ray: ASHA stops trials early, failures are reported, MLflow holds the comparison."""
+
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from geosweep.sweep.config import SweepConfig
+from geosweep.sweep.run import run_sweep
+
+pytestmark = pytest.mark.integration
+
+
+def sweep_of(tiny_config: dict, tmp_path: Path, **fields) -> SweepConfig:
+    tiny_config["scaling"] = {"num_workers": 1, "cpus_per_worker": 0.9}  # two trials at a time on 2 CPUs
+    return SweepConfig.model_validate({"name": "t", "base": tiny_config, "storage_path": str(tmp_path / "ray"), **fields})
+
+
+def children(uri: str, experiment: str):
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
+    parents = [r for r in runs if r.data.tags.get("sweep.parent") == "true"]
+    assert len(parents) == 1
+    kids = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    return client, parents[0], kids
+
+
+def test_asha_sweep_stops_trials_early_and_lands_in_mlflow(ray_local, mlflow_uri, tiny_config, tmp_path):
+    tiny_config["epochs"] = 4
+    spec = sweep_of(
+        tiny_config, tmp_path,
+        space={"optimizer.lr": {"grid": [1e-2, 3e-3, 3e-5, 1e-5]}},  # good first: later bad ones meet the bar
+        scheduler={"name": "asha", "grace_period": 1, "reduction_factor": 2},
+    )  # fmt: skip
+    results = run_sweep(spec)
+    assert len(results) == 4 and not results.errors
+    epochs = sorted(result.metrics["epoch"] for result in results)
+    assert epochs[0] < 4 and epochs[-1] == 4, f"ASHA stopped no trial early: {epochs}"
+
+    client, parent, kids = children(mlflow_uri, "tests")
+    assert len(kids) == 4
+    for kid in kids:
+        steps = [m.step for m in client.get_metric_history(kid.info.run_id, "val_acc")]
+        assert steps == list(range(1, len(steps) + 1)) and steps
+        assert kid.data.tags["sweep.name"] == "t" and kid.data.tags["sweep.trial_id"]
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"leaderboard.md", "best_config.yaml", "sweep.json"} <= artifacts
+    board = Path(client.download_artifacts(parent.info.run_id, "leaderboard.md")).read_text()
+    assert "stopped early" in board and board.count("| `") == 4
+
+
+def test_failed_trials_are_reported_and_the_rest_finish(ray_local, mlflow_uri, tiny_config, tmp_path):
+    spec = sweep_of(tiny_config, tmp_path, space={
+        "representation": {"grid": [
+            {"name": "tinv_mds"},
+            {"name": "geodesic_mds", "kwargs": {"max_points": 16}},  # raises: clouds have 64 points
+        ]},
+        "optimizer": {"grid": [{"name": "adam", "lr": 0.001}, {"name": "sgd", "lr": 1.0e+30}]},  # the second diverges
+    })  # fmt: skip
+    results = run_sweep(spec)
+    assert len(results) == 4
+    messages = [str(error) for error in results.errors]
+    assert len(messages) == 3, messages
+    assert any("max_points" in m for m in messages)
+    assert any("non-finite mean loss" in m for m in messages)
+
+    client, parent, kids = children(mlflow_uri, "tests")
+    board = Path(client.download_artifacts(parent.info.run_id, "leaderboard.md")).read_text()
+    assert board.count("1 failed") == 3 and "| finished |" in board
+    assert parent.info.status == "FINISHED" or client.get_run(parent.info.run_id).info.status == "FAILED"
