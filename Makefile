@@ -13,9 +13,9 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install --quiet -e '.[test]'
 	touch $@
 
-# The main job: one small invariant training run on a local Ray, tracked in ./mlflow.db.
+# The main job: the quickstart sweep (raw vs tinv_mds vs fa, with and without mip) on a local Ray, tracked in ./mlflow.db.
 quickstart: setup
-	$(VENV)/bin/geosweep train configs/train/shapes_pointnet_tinv.yaml
+	$(VENV)/bin/geosweep sweep configs/sweeps/quickstart.yaml
 
 # The default test suite (unit + integration on a real local Ray and MLflow).
 test: setup

@@ -66,7 +66,8 @@ def sweep_command(args: argparse.Namespace) -> int:
         return 0
     from geosweep.sweep.run import run_sweep  # imports Ray Tune: keep `validate` fast
 
-    results = run_sweep(sweep, resume=args.resume)
+    results, leaderboard = run_sweep(sweep, resume=args.resume)
+    print(leaderboard)
     for failure in results.errors:
         print(f"error: trial failed: {str(failure).splitlines()[0]}", file=sys.stderr)
     print(f"{len(results)} trials, {len(results.errors)} failed; leaderboard and best config on the MLflow parent run")

@@ -32,7 +32,7 @@ def test_asha_sweep_stops_trials_early_and_lands_in_mlflow(ray_local, mlflow_uri
         space={"optimizer.lr": {"grid": [1e-2, 3e-3, 3e-5, 1e-5]}},  # good first: later bad ones meet the bar
         scheduler={"name": "asha", "grace_period": 1, "reduction_factor": 2},
     )  # fmt: skip
-    results = run_sweep(spec)
+    results, table = run_sweep(spec)
     assert len(results) == 4 and not results.errors
     epochs = sorted(result.metrics["epoch"] for result in results)
     assert epochs[0] < 4 and epochs[-1] == 4, f"ASHA stopped no trial early: {epochs}"
@@ -57,8 +57,8 @@ def test_failed_trials_are_reported_and_the_rest_finish(ray_local, mlflow_uri, t
         ]},
         "optimizer": {"grid": [{"name": "adam", "lr": 0.001}, {"name": "sgd", "lr": 1.0e+30}]},  # the second diverges
     })  # fmt: skip
-    results = run_sweep(spec)
-    assert len(results) == 4
+    results, table = run_sweep(spec)
+    assert len(results) == 4 and "| finished |" in table
     messages = [str(error) for error in results.errors]
     assert len(messages) == 3, messages
     assert any("max_points" in m for m in messages)

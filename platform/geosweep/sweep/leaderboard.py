@@ -11,7 +11,6 @@ import statistics
 from collections import defaultdict
 from typing import Any
 
-import yaml
 from mlflow.tracking import MlflowClient
 from ray import tune
 
@@ -47,8 +46,8 @@ def group_rows(sweep: SweepConfig, rows: list[dict]) -> list[dict]:
     """Rows of the same configuration (all but the seed) merged: mean +- std over seeds, best first."""
     groups: dict[str, list[dict]] = defaultdict(list)
     for row in rows:
-        key = yaml.safe_dump({k: v for k, v in sorted(row["sampled"].items()) if k != SEED_KEY}, default_flow_style=True)
-        groups[key.strip()].append(row)
+        key = ", ".join(f"{k}={v}" for k, v in sorted(row["sampled"].items()) if k != SEED_KEY)
+        groups[key].append(row)
     summary = []
     for key, members in groups.items():
         finished = [m for m in members if m["status"] != "failed"]

@@ -90,11 +90,11 @@ def start_parent_run(sweep: SweepConfig) -> tuple[str, str]:
     return uri, run.info.run_id
 
 
-def run_sweep(sweep: SweepConfig, resume: bool = False) -> tune.ResultGrid:
+def run_sweep(sweep: SweepConfig, resume: bool = False) -> tuple[tune.ResultGrid, str]:
     """Run (or, with `resume`, finish) a sweep; write its leaderboard to the parent run.
 
     Returns:
-        Tune's result grid; trials that failed are in `result_grid.errors`.
+        Tune's result grid (failed trials are in `.errors`) and the leaderboard as markdown.
     """
     ensure_ray()
     # Trials run in other processes (other nodes): pin the tracking URI the driver resolved.
@@ -119,5 +119,4 @@ def run_sweep(sweep: SweepConfig, resume: bool = False) -> tune.ResultGrid:
             run_config=tune.RunConfig(name=sweep.name, storage_path=storage),
         )  # fmt: skip
     results = tuner.fit()
-    write_leaderboard(sweep, results, uri, parent_run_id)
-    return results
+    return results, write_leaderboard(sweep, results, uri, parent_run_id)
