@@ -141,6 +141,12 @@ def load_run_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:
     Raises:
         ConfigError: naming the file, the field, the value and the valid choices.
     """
+    raw = read_yaml_mapping(path)
+    return parse_run_config(apply_overrides(raw, overrides), source=str(path))
+
+
+def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
+    """A YAML file's top-level mapping (`yaml.safe_load`); anything else is a ConfigError naming the file."""
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text())
@@ -148,7 +154,7 @@ def load_run_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:
         raise ConfigError(f"{path}: cannot read YAML: {err}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of config fields, got {type(raw).__name__}")
-    return parse_run_config(apply_overrides(raw, overrides), source=str(path))
+    return raw
 
 
 def parse_run_config(raw: dict[str, Any], source: str = "config") -> RunConfig:

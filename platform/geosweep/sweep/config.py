@@ -22,10 +22,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pydantic
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from geosweep.config import ConfigError, RunConfig, apply_overrides, format_errors, parse_run_config, set_values
+from geosweep.config import (
+    ConfigError,
+    RunConfig,
+    apply_overrides,
+    format_errors,
+    parse_run_config,
+    read_yaml_mapping,
+    set_values,
+)
 
 
 class _Strict(BaseModel):
@@ -102,19 +109,9 @@ def load_sweep_config(path: str | Path, overrides: list[str] = ()) -> SweepConfi
         ConfigError: naming the file, the field and what was expected.
     """
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as err:
-        raise ConfigError(f"{path}: cannot read YAML: {err}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping of sweep fields, got {type(raw).__name__}")
-    raw = apply_overrides(raw, overrides)
+    raw = apply_overrides(read_yaml_mapping(path), overrides)
     if isinstance(raw.get("base"), str):
-        base_path = (path.parent / raw["base"]).resolve()
-        try:
-            raw["base"] = yaml.safe_load(base_path.read_text())
-        except (OSError, yaml.YAMLError) as err:
-            raise ConfigError(f"{path}: base {raw['base']!r} cannot be read as YAML: {err}") from None
+        raw["base"] = read_yaml_mapping(path.parent / raw["base"])
     try:
         return SweepConfig.model_validate(raw)
     except pydantic.ValidationError as err:
