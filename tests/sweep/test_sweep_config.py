@@ -84,3 +84,17 @@ def test_base_may_be_a_path_relative_to_the_sweep_file(tmp_path, tiny_config):
     (tmp_path / "base.yaml").write_text(yaml.safe_dump(tiny_config))
     (tmp_path / "s.yaml").write_text("name: s\nbase: base.yaml\nspace: {seed: {grid: [0, 1]}}\n")
     assert load_sweep_config(tmp_path / "s.yaml").base.epochs == tiny_config["epochs"]
+
+
+def test_searchers_and_schedulers_are_real_tune_objects(tiny_config):
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule
+    from ray.tune.search.optuna import OptunaSearch
+
+    from geosweep.sweep.run import scheduler, searcher
+
+    optuna = sweep(tiny_config, searcher={"name": "optuna", "num_samples": 4}, space={"optimizer.lr": {"choice": [1e-3, 1e-2]}})
+    assert isinstance(searcher(optuna), OptunaSearch)
+    assert searcher(sweep(tiny_config, searcher={"name": "random"})) is None  # Tune's BasicVariantGenerator
+    kinds = {"fifo": FIFOScheduler, "asha": ASHAScheduler, "median_stop": MedianStoppingRule}
+    for name, kind in kinds.items():
+        assert isinstance(scheduler(sweep(tiny_config, scheduler={"name": name})), kind)
