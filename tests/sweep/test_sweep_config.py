@@ -98,3 +98,12 @@ def test_searchers_and_schedulers_are_real_tune_objects(tiny_config):
     kinds = {"fifo": FIFOScheduler, "asha": ASHAScheduler, "median_stop": MedianStoppingRule}
     for name, kind in kinds.items():
         assert isinstance(scheduler(sweep(tiny_config, scheduler={"name": name})), kind)
+
+
+def test_a_head_local_storage_path_is_refused_on_several_nodes():
+    from geosweep.sweep.run import check_storage
+
+    check_storage("/tmp/results", num_nodes=1)
+    check_storage("s3://bucket/sweeps", num_nodes=4)
+    with pytest.raises(ConfigError, match=r"storage_path '/tmp/results' is local to the head, but the cluster has 3 nodes"):
+        check_storage("/tmp/results", num_nodes=3)

@@ -55,6 +55,15 @@ def max_concurrent_trials(sweep: SweepConfig, cpus: float) -> int:
     return min(fit, sweep.resources.max_concurrent_trials or fit)
 
 
+def check_storage(storage: str, num_nodes: int) -> None:
+    """Every node writes checkpoints to storage_path: on several nodes it must be shared."""
+    if num_nodes > 1 and "://" not in storage:
+        raise ConfigError(
+            f"storage_path {storage!r} is local to the head, but the cluster has {num_nodes} nodes: "
+            "use shared storage (s3://..., gs://..., or an NFS mount given as file://...)"
+        )
+
+
 def searcher(sweep: SweepConfig):
     if sweep.searcher.name == "optuna":
         from ray.tune.search.optuna import OptunaSearch
@@ -106,6 +115,7 @@ def run_sweep(sweep: SweepConfig, resume: bool = False) -> tuple[tune.ResultGrid
         {"CPU": sweep.resources.trial_driver_cpus},
     )
     storage = sweep.storage_path or os.path.expanduser("~/ray_results")
+    check_storage(storage, sum(node["Alive"] for node in ray.nodes()))
     if resume:  # finished trials keep their results; unfinished ones continue from their last checkpoint
         tuner = tune.Tuner.restore(f"{storage.rstrip('/')}/{sweep.name}", trainable, resume_unfinished=True)
     else:
