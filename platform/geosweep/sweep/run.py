@@ -22,7 +22,7 @@ from geosweep.ray_local import ensure_ray
 from geosweep.sweep.config import SweepConfig, trial_config
 from geosweep.sweep.leaderboard import write_leaderboard
 from geosweep.sweep.space import decode, param_space
-from geosweep.tracking.mlflow_run import experiment_id, lineage_tags, resolve_tracking_uri
+from geosweep.tracking.mlflow_run import experiment_id, finished_run_metrics, lineage_tags, resolve_tracking_uri
 from geosweep.train.launch import run_training
 
 
@@ -31,6 +31,12 @@ def run_trial(sampled: dict[str, Any], sweep: dict[str, Any], parent_run_id: str
     spec = SweepConfig.model_validate(sweep)
     config = trial_config(spec, decode(spec, sampled))
     trial_id = tune.get_context().get_trial_id()
+    # A trial that finished just before its sweep's driver died may not be marked done in
+    # Tune's saved state: its finished MLflow run says so, and it is reported, not retrained.
+    done = finished_run_metrics(config, {"sweep.name": spec.name, "sweep.trial_id": trial_id})
+    if done is not None:
+        tune.report({**done, "epoch": config.epochs})
+        return
     run_training(
         config,
         storage_path=spec.storage_path,

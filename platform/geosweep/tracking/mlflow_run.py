@@ -115,6 +115,17 @@ def start_run(
     return uri, run_id
 
 
+def finished_run_metrics(config: RunConfig, tags: dict[str, str]) -> dict[str, float] | None:
+    """The latest metrics of the FINISHED run carrying `tags`, or None if there is none."""
+    client = MlflowClient(resolve_tracking_uri(config.tracking.tracking_uri))
+    experiment = client.get_experiment_by_name(config.tracking.experiment)
+    if experiment is None:
+        return None
+    query = " and ".join(f"tags.`{key}` = '{value}'" for key, value in tags.items())
+    runs = client.search_runs([experiment.experiment_id], filter_string=f"{query} and attributes.status = 'FINISHED'")
+    return runs[0].data.metrics if runs else None
+
+
 def end_run(uri: str, run_id: str, succeeded: bool) -> None:
     status = RunStatus.FINISHED if succeeded else RunStatus.FAILED
     MlflowClient(uri).set_terminated(run_id, RunStatus.to_string(status))
