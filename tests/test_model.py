@@ -51,3 +51,12 @@ def test_combination_trains_and_keeps_its_invariances(backbone, representation, 
     model.eval()
     with torch.no_grad():
         assert_invariant(model, points, ("permutation", *groups_of(model.representation.invariances)))
+
+
+def test_accuracy_of_an_empty_split_is_nan_not_an_error():
+    from geosweep.tasks.classification import classification
+    from geosweep.train.evaluate import accuracy
+
+    model = tiny_model("pointnet", "raw", "none").float()
+    empty = accuracy(model, classification(), torch.zeros(0, 8, 3), torch.zeros(0, dtype=torch.long), 0, 1, torch.device("cpu"))
+    assert empty != empty  # NaN

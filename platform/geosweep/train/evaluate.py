@@ -38,7 +38,7 @@ def accuracy(
         counts[0] += task.num_correct(module(inputs[start : start + EVAL_BATCH].to(device)), batch_labels)
         counts[1] += len(batch_labels)
     correct, total = all_reduce_sum(counts, world_size).tolist()
-    return correct / total
+    return correct / total if total else float("nan")  # an empty split (e.g. val_fraction 0) has no accuracy
 
 
 @torch.no_grad()
