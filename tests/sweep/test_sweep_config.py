@@ -68,10 +68,14 @@ def test_validation_builds_every_trial_and_names_a_bad_one(tiny_config):
 
 def test_concurrency_fits_the_cluster_or_fails_clearly(tiny_config):
     spec = sweep(tiny_config)  # 2 workers x 0.5 CPU + 0.05 for the trial driver
-    assert max_concurrent_trials(spec, cpus=2) == 1
-    assert max_concurrent_trials(spec, cpus=8) == 7
+    assert max_concurrent_trials(spec, {"CPU": 2}) == 1
+    assert max_concurrent_trials(spec, {"CPU": 8}) == 7
     with pytest.raises(ConfigError, match=r"a trial needs 1.05 CPUs .* the cluster has 1"):
-        max_concurrent_trials(spec, cpus=1)
+        max_concurrent_trials(spec, {"CPU": 1})
+    pinned = sweep(tiny_config, resources={"trial_driver_resources": {"trial_driver": 0.01}})
+    with pytest.raises(ConfigError, match=r"trial drivers need \{'trial_driver': 0.01\}, which no node"):
+        max_concurrent_trials(pinned, {"CPU": 8})
+    assert max_concurrent_trials(pinned, {"CPU": 8, "trial_driver": 100}) == 7
 
 
 def test_shipped_sweeps_validate_and_name_their_command():

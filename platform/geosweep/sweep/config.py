@@ -78,6 +78,8 @@ class SchedulerSpec(_Strict):
 
 class ResourcesSpec(_Strict):
     trial_driver_cpus: float = Field(0.05, gt=0, le=1)  # the Tune trial that drives a TorchTrainer
+    # Custom resources for trial drivers, e.g. {trial_driver: 0.01} to keep them on cluster.yaml's on-demand nodes.
+    trial_driver_resources: dict[str, float] = {}
     max_concurrent_trials: int | None = Field(None, ge=1)  # None: derived from the cluster's CPUs
 
 

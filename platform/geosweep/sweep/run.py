@@ -47,8 +47,16 @@ def run_trial(sampled: dict[str, Any], sweep: dict[str, Any], parent_run_id: str
     )
 
 
-def max_concurrent_trials(sweep: SweepConfig, cpus: float) -> int:
-    """Trials that fit `cpus` at once (at most resources.max_concurrent_trials); an error when not even one fits."""
+def max_concurrent_trials(sweep: SweepConfig, cluster: dict[str, float]) -> int:
+    """Trials that fit the cluster's resources at once (at most resources.max_concurrent_trials).
+
+    Raises:
+        ConfigError: not even one trial fits, so the sweep would wait forever.
+    """
+    missing = {k: v for k, v in sweep.resources.trial_driver_resources.items() if cluster.get(k, 0) < v}
+    if missing:
+        raise ConfigError(f"sweep {sweep.name!r}: trial drivers need {missing}, which no node of this cluster offers")
+    cpus = cluster.get("CPU", 0)
     scaling = sweep.base.scaling
     per_trial = scaling.num_workers * scaling.cpus_per_worker + sweep.resources.trial_driver_cpus
     if per_trial > cpus:
@@ -118,7 +126,7 @@ def run_sweep(sweep: SweepConfig, resume: bool = False) -> tuple[tune.ResultGrid
     uri, parent_run_id = start_parent_run(sweep)
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, sweep=sweep.model_dump(mode="json"), parent_run_id=parent_run_id),
-        {"CPU": sweep.resources.trial_driver_cpus},
+        {"CPU": sweep.resources.trial_driver_cpus, **sweep.resources.trial_driver_resources},
     )
     storage = sweep.storage_path or os.path.expanduser("~/ray_results")
     check_storage(storage, sum(node["Alive"] for node in ray.nodes()))
@@ -130,7 +138,7 @@ def run_sweep(sweep: SweepConfig, resume: bool = False) -> tuple[tune.ResultGrid
             param_space=param_space(sweep),
             tune_config=tune.TuneConfig(
                 metric=sweep.metric, mode=sweep.mode, search_alg=searcher(sweep), scheduler=scheduler(sweep),
-                num_samples=sweep.searcher.num_samples, max_concurrent_trials=max_concurrent_trials(sweep, ray.cluster_resources().get("CPU", 0)),
+                num_samples=sweep.searcher.num_samples, max_concurrent_trials=max_concurrent_trials(sweep, ray.cluster_resources()),
             ),
             run_config=tune.RunConfig(name=sweep.name, storage_path=storage),
         )  # fmt: skip
