@@ -6,7 +6,6 @@ If a change is intended, re-record the values (run this file with GEOSWEEP_PRINT
 import os
 
 import pytest
-import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from geosweep.config import parse_run_config

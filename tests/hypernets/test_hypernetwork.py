@@ -96,3 +96,11 @@ def test_amortised_range_is_enforced():
     hyper = wrap("mip", tiny_pointnet(), condition="hyperparam", amortised=AMORTISED)
     with pytest.raises(ValueError, match=r"label_smoothing=0.9 outside \[0.0, 0.3\]"):
         hyper.set_hyperparam(0.9)
+
+
+def test_a_named_layer_can_be_the_only_target():
+    hyper = wrap("mip", tiny_pointnet(), targets=("head.0",))
+    assert list(hyper.generated) == ["head.0"]
+    others = [m for name, m in hyper.backbone.named_modules() if isinstance(m, torch.nn.Linear)]
+    assert others, "the other Linear layers keep their own parameters"
+    assert hyper(torch.randn(3, 16, 3)).shape == (3, 5)

@@ -16,7 +16,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 import geosweep.representations  # noqa: F401  (fills the registry)
