@@ -87,3 +87,13 @@ def test_raw_fails_rotation_invariance(dim):
     assert invariance_error(lambda x: rep(x), points, "SO(d)") > 0.1
     with pytest.raises(AssertionError, match=r"SO\(d\)"):
         assert_invariant(lambda x: rep(x), points, "SO(d)")
+
+
+@pytest.mark.parametrize("name", ["tinv_mds", "fa"])
+@pytest.mark.parametrize("scale", ["rms", "top_eig"])
+@pytest.mark.parametrize("dim", [2, 3])
+def test_scale_normalised_representations_are_scale_invariant(name, scale, dim):
+    rep = REPRESENTATIONS.build(name, {"scale": scale})
+    assert "scale" in rep.invariances
+    errors = assert_representation_invariant(rep, generic_clouds(dim, torch.float64))
+    assert set(errors) == set(groups_of(rep.invariances))

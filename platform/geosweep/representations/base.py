@@ -10,6 +10,10 @@ from torch import Tensor
 SYMMETRIES = frozenset({"translation", "rotation", "reflection", "permutation", "scale"})
 
 SignRule = Literal["third_moment", "abs_weighted"]
+ScaleRule = Literal["rms", "top_eig"]
+
+# A cloud whose extent is within this many ulps of its coordinates' magnitude has no scale.
+_ZERO_RADIUS_ULPS = 16
 
 # Eigenvalues below this fraction of the largest are round-off of a rank-deficient cloud.
 _NULL_EIGVAL = 1e-10
@@ -181,3 +185,18 @@ def ambiguity_stats(points: Tensor, *, sign_tol: float = 1e-3, gap_tol: float = 
         "small_eigengap_count": int(small_gap.sum()),
         "small_eigengap_frac": float(small_gap.sum()) / batch,
     }
+
+
+def scale_divisor(aligned: Tensor, points: Tensor, rule: ScaleRule) -> Tensor:
+    """(B,) divisor that makes aligned clouds scale-invariant; inf (zero output) where a cloud has no extent.
+
+    Args:
+        aligned: (B, N, d) centred clouds in their principal axes (float64).
+        points: (B, N, d) the input clouds, for the round-off floor.
+        rule: "rms": the RMS radius; "top_eig": the RMS extent along the first principal axis.
+    """
+    sq = aligned.square().sum(dim=-1) if rule == "rms" else aligned[..., 0].square()
+    floor = _ZERO_RADIUS_ULPS * torch.finfo(points.dtype).eps * points.detach().abs().amax(dim=(1, 2))
+    mean_sq = sq.mean(dim=1)
+    # Selecting before the square root keeps sqrt(0)'s infinite slope out of backward.
+    return torch.where(mean_sq > floor.double().square(), mean_sq, torch.inf).sqrt()

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from geosweep.registry import REPRESENTATIONS
-from geosweep.representations.base import Representation, check_clouds, principal_axes
+from geosweep.representations.base import Representation, check_clouds, principal_axes, scale_divisor
 
 
 @REPRESENTATIONS.register("fa")
@@ -29,18 +29,26 @@ class FrameAveraging(Representation):
             rotations only, mirror images stay distinct).
         stochastic: in training mode return ONE random frame element per sample
             (F = 1, cost of one backbone pass); eval mode always returns all F.
+        scale: "none" keeps distances; "rms" divides by the RMS radius and
+            "top_eig" by the RMS extent along the first axis (scale-invariant, as in tinv_mds).
     """
 
     invariances = frozenset({"translation", "rotation", "reflection", "permutation"})
 
-    def __init__(self, group: Literal["o3", "so3"] = "o3", stochastic: bool = False) -> None:
+    def __init__(
+        self, group: Literal["o3", "so3"] = "o3", stochastic: bool = False,
+        scale: Literal["none", "rms", "top_eig"] = "none",
+    ) -> None:  # fmt: skip
         super().__init__()
         self.group = group
         self.stochastic = stochastic
+        self.scale = scale
         self.deterministic = not stochastic
         declared = {"translation", "rotation", "permutation"}
         if group == "o3":
             declared.add("reflection")
+        if scale != "none":
+            declared.add("scale")
         self.invariances = frozenset(declared)
 
     def forward(self, points: Tensor) -> Tensor:
@@ -63,7 +71,10 @@ class FrameAveraging(Representation):
             pick = torch.randint(signs.shape[1], (signs.shape[0],), device=signs.device)
             signs = signs[torch.arange(signs.shape[0], device=signs.device), pick].unsqueeze(1)
         # R_s^T (x - t) = diag(s) V^T (x - t): a per-column sign on the aligned cloud.
-        frames = (centred @ axes).unsqueeze(1) * signs.unsqueeze(2)
+        aligned = centred @ axes
+        if self.scale != "none":
+            aligned = aligned / scale_divisor(aligned, points, self.scale).view(-1, 1, 1)
+        frames = aligned.unsqueeze(1) * signs.unsqueeze(2)
         return frames.to(points.dtype)
 
     def _sign_vectors(self, axes: Tensor) -> Tensor:

@@ -15,10 +15,11 @@ import torch
 from torch import Tensor
 
 from geosweep.registry import REPRESENTATIONS
-from geosweep.representations.base import Representation, SignRule, check_clouds, column_signs, principal_axes
+from geosweep.representations.base import (
+    Representation, SignRule, check_clouds, column_signs, principal_axes, scale_divisor,
+)
 
 # A radius at or below this many ulps of the cloud's magnitude is round-off, not shape.
-_ZERO_RADIUS_ULPS = 16
 
 
 @REPRESENTATIONS.register("tinv_mds")
@@ -87,16 +88,8 @@ class TinvMDS(Representation):
             signs[:, -1] = det * signs[:, :-1].prod(dim=1)
         y = y * signs.unsqueeze(1)
         if self.scale != "none":
-            y = y / self._radius(y, points).view(-1, 1, 1)
+            y = y / scale_divisor(y, points, self.scale).view(-1, 1, 1)
         return y.to(points.dtype).unsqueeze(1)
-
-    def _radius(self, y: Tensor, points: Tensor) -> Tensor:
-        """(B,) scale divisor; inf (zero output) where the cloud has no resolvable extent."""
-        sq = y.square().sum(dim=-1) if self.scale == "rms" else y[..., 0].square()
-        floor = _ZERO_RADIUS_ULPS * torch.finfo(points.dtype).eps * points.detach().abs().amax(dim=(1, 2))
-        mean_sq = sq.mean(dim=1)
-        # Selecting before the square root keeps sqrt(0)'s infinite slope out of backward.
-        return torch.where(mean_sq > floor.double().square(), mean_sq, torch.inf).sqrt()
 
 
 def classical_mds_oracle(points: np.ndarray) -> np.ndarray:
