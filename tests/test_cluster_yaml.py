@@ -22,6 +22,8 @@ def test_cluster_yaml_validates_against_rays_own_schema():
     assert nodes["gpu_workers"]["min_workers"] == 0
     assert "trial_driver" in nodes["trial_drivers"]["resources"]
     assert "InstanceMarketOptions" not in nodes["trial_drivers"]["node_config"]  # drivers are not spot
+    for worker_type in ("trial_drivers", "gpu_workers"):  # shared s3:// storage_path: workers need S3 access
+        assert "IamInstanceProfile" in nodes[worker_type]["node_config"], worker_type
     head_start = " ".join(config["head_start_ray_commands"])
     assert "RAY_AUTH_MODE=token" in head_start and "--dashboard-host=127.0.0.1" in head_start
     ports = [p["FromPort"] for p in config["provider"]["security_group"]["IpPermissions"]]
