@@ -3,6 +3,7 @@
     geosweep validate CONFIG|SWEEP [--set a.b=value ...]
     geosweep train CONFIG [--set a.b=value ...] [--storage-path PATH]
     geosweep sweep SWEEP [--set a.b=value ...] [--resume]
+    geosweep report EXPERIMENT_OR_SWEEP [-o report.html] [--metric val_acc]
 """
 
 from __future__ import annotations
@@ -32,7 +33,16 @@ def main(argv: list[str] | None = None) -> int:
     add_config_arguments(sweep)
     sweep.add_argument("--resume", action="store_true", help="finish the sweep of this name (its driver died)")
 
+    report = commands.add_parser("report", help="write one self-contained HTML page comparing an experiment's or sweep's runs")
+    report.add_argument("name", metavar="EXPERIMENT_OR_SWEEP", help="an MLflow experiment name, else a sweep name")
+    report.add_argument("-o", "--output", default="report.html", help="where to write the page (default report.html)")
+    report.add_argument("--metric", help="metric to rank by and plot per epoch, e.g. val_gap (default: the sweep's; val_acc)")
+    report.add_argument("--mode", choices=["max", "min"], help="which end of --metric is best (default: the sweep's, else max)")
+    report.add_argument("--tracking-uri", help="MLflow store (default $MLFLOW_TRACKING_URI, else ./mlflow.db)")
+
     args = parser.parse_args(argv)
+    if args.command == "report":
+        return report_command(args)
     try:
         if args.command == "sweep" or (args.command == "validate" and is_sweep(args.config)):
             return sweep_command(args)
@@ -72,6 +82,20 @@ def sweep_command(args: argparse.Namespace) -> int:
         print(f"error: trial failed: {str(failure).splitlines()[0]}", file=sys.stderr)
     print(f"{len(results)} trials, {len(results.errors)} failed; leaderboard and best config on the MLflow parent run")
     return 1 if results.errors else 0
+
+
+def report_command(args: argparse.Namespace) -> int:
+    from geosweep.report.collect import ReportError
+    from geosweep.report.page import write_report
+    from geosweep.tracking.mlflow_run import resolve_tracking_uri
+
+    try:
+        data = write_report(resolve_tracking_uri(args.tracking_uri), args.name, Path(args.output), args.metric, args.mode)
+    except ReportError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"{args.output}: report of {data.title} ({len(data.rows)} runs, {data.metric})")
+    return 0
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:

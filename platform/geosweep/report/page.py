@@ -1,0 +1,104 @@
+"""The report as one self-contained HTML page: plotly.js is inlined once, so it opens with no network."""
+
+from __future__ import annotations
+
+import datetime
+import html
+from collections import Counter
+from pathlib import Path
+
+import plotly.graph_objects as go
+from plotly.offline import get_plotlyjs
+
+from geosweep.report import figures
+from geosweep.report.collect import ReportData, collect
+from geosweep.report.tables import html_table, robustness
+from geosweep.sweep.leaderboard import group_rows, protocol_prefix, result_columns, table_cells, varying_axes
+
+# Invariance errors (lower is better) the scatter can put on its x axis: classification's, then TSP's.
+INVARIANCE_ERRORS = ("invariance/max_logit_diff", "invariance/tour_len_max_rel_diff")
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1200px; color: #222; }
+table { border-collapse: collapse; font-size: 0.85rem; margin: 0.5rem 0 1.5rem; }
+th, td { border: 1px solid #ccc; padding: 0.25rem 0.5rem; text-align: left; }
+td + td { white-space: nowrap; }
+th { background: #f2f2f2; }
+.note { color: #666; font-style: italic; }
+"""
+
+
+def plot(figure: go.Figure, div_id: str) -> str:
+    return figure.to_html(full_html=False, include_plotlyjs=False, div_id=div_id, config={"displaylogo": False})
+
+
+def note(text: str) -> str:
+    return f'<p class="note">{html.escape(text)}</p>'
+
+
+def render(data: ReportData) -> str:
+    """The whole page for `data`: leaderboard, parallel coordinates, Pareto scatter, robustness, curves, nightly."""
+    rows, metric, mode = data.rows, data.metric, data.mode
+    columns = result_columns(metric, (name for row in rows for name in row["metrics"]))
+    groups = group_rows(rows, metric, mode, columns)
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(Counter(r["status"] for r in rows).items()))
+    sections = [
+        f"<h1>geosweep report: {html.escape(data.title)}</h1>",
+        f"<p>{len(rows)} runs ({counts}) in <code>{html.escape(data.tracking_uri)}</code>; ranked by "
+        f"<b>{html.escape(metric)}</b> ({mode}); generated {datetime.datetime.now():%Y-%m-%d %H:%M}.</p>",
+        "<h2>Leaderboard</h2>", note("Configurations grouped over seeds: mean +- std, never best-of."),
+        html_table(*table_cells(groups, metric, columns), css_class="leaderboard"),
+        "<h2>Parallel coordinates</h2>",
+        plot(figures.parallel_coordinates(rows, varying_axes(rows), metric, mode), "parallel-coordinates"),
+    ]  # fmt: skip
+
+    sections.append("<h2>Accuracy vs invariance error</h2>")
+    error = next((e for e in INVARIANCE_ERRORS if e in columns), None)
+    scatter = figures.pareto_scatter(groups, metric, mode, error) if error else None
+    if scatter is None:
+        sections.append(note(f"No configuration has both {metric} and an invariance error ({', '.join(INVARIANCE_ERRORS)})."))
+    else:
+        sections.append(note(f"{error} is certified under the transformations each representation claims: "
+                             "one that claims none (raw) is certified under permutations alone."))
+        sections.append(plot(scatter, "pareto"))
+
+    sections.append("<h2>Rotation robustness (train/test)</h2>")
+    header, table = robustness(rows, metric)
+    missing = note(f"No run logged {protocol_prefix(metric)}<protocol> metrics.")
+    sections.append(html_table(header, table, "robustness") if table else missing)
+
+    sections.append("<h2>Learning curves</h2>")
+    if data.curves:
+        sections.append(plot(figures.learning_curves(data.curves, metric), "learning-curves"))
+    else:
+        sections.append(note(f"No run logged {metric} per epoch."))
+
+    sections.append("<h2>Nightly trends</h2>")
+    if data.nightly.series:
+        sections.append(plot(figures.nightly_trends(data.nightly.series, first=metric), "nightly"))
+    if data.nightly.note:
+        sections.append(note(data.nightly.note))
+
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>geosweep report: {html.escape(data.title)}</title>"
+        f'<link rel="icon" href="data:,"><style>{STYLE}</style>'
+        f'<script type="text/javascript">{get_plotlyjs()}</script></head>\n<body>\n'
+        + "\n".join(sections)
+        + "\n</body></html>\n"
+    )
+
+
+def write_report(tracking_uri: str, name: str, output: Path, metric: str | None = None, mode: str | None = None) -> ReportData:
+    """Collect experiment or sweep `name` from MLflow and write its page to `output`.
+
+    Returns:
+        What the page shows.
+
+    Raises:
+        ReportError: a missing store, an unknown experiment or sweep, or one with no runs.
+    """
+    data = collect(tracking_uri, name, metric, mode)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(render(data))
+    return data
