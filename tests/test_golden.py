@@ -12,7 +12,8 @@ from geosweep.config import parse_run_config
 from geosweep.data import apply_rotation_protocols
 from geosweep.model import build_model
 from geosweep.registry import DATASETS, TASKS
-from geosweep.train.loop import as_tensors, make_optimizer, seed_everything
+from geosweep.train.classification import as_tensors
+from geosweep.train.components import make_optimizer, seed_everything
 
 GOLDEN = [2.81144642829895, 2.470791816711426, 2.4350781440734863]  # recorded on torch 2.13.0 CPU
 

@@ -11,7 +11,9 @@ from geosweep.model import build_model
 from geosweep.registry import BACKBONES, HYPERNETS, REPRESENTATIONS
 from tiny_sizes import TINY_BACKBONES, TINY_HYPERNET
 
-COMBINATIONS = list(itertools.product(BACKBONES.names(), REPRESENTATIONS.names(), HYPERNETS.names()))
+# InvariantModel averages (B, out_dim) outputs: the classification backbones' contract, not the attention model's.
+CLASSIFIERS = [name for name in BACKBONES.names() if BACKBONES.kind(name) == "classification"]
+COMBINATIONS = list(itertools.product(CLASSIFIERS, REPRESENTATIONS.names(), HYPERNETS.names()))
 OUT_DIM = 4
 
 

@@ -5,5 +5,6 @@ TINY_BACKBONES = {
     "dgcnn": {"widths": (8, 8), "k": 4, "emb_dims": 16, "head_widths": (8,)},
     "set_transformer": {"dim": 8, "heads": 2, "depth": 1},
     "deepsets": {"point_widths": (8, 16), "head_widths": (8,)},
+    "attention_model": {"embed_dim": 8, "num_heads": 2, "num_layers": 1, "ff_hidden": 16},
 }
 TINY_HYPERNET = {"hidden": (8,)}

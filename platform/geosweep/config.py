@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Literal
 
 import pydantic
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 # Importing the component packages fills the registries that validation consults.
 import geosweep.backbones  # noqa: F401,E402
@@ -92,6 +92,8 @@ class ScalingSpec(_Strict):
     num_workers: int = Field(2, ge=1)
     use_gpu: bool = False  # each worker then holds one whole GPU and uses nccl
     cpus_per_worker: float = Field(1.0, gt=0)  # fractional on small machines
+    # How Ray places the workers: STRICT_SPREAD puts each on its own node (PACK: as few nodes as possible).
+    placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
 
 
 class FailureSpec(_Strict):
@@ -133,6 +135,25 @@ class RunConfig(_Strict):
     cache: CacheSpec = CacheSpec()
     certify: CertifySpec = CertifySpec()
     tracking: TrackingSpec = TrackingSpec()
+
+    @model_validator(mode="after")
+    def _components_agree(self) -> "RunConfig":
+        """Task, dataset and backbone are all for point clouds or all for tours (TSP)."""
+        kinds = {
+            f"task {self.task.name!r}": TASKS.kind(self.task.name),
+            f"dataset {self.dataset.name!r}": DATASETS.kind(self.dataset.name),
+            f"backbone {self.backbone.name!r}": BACKBONES.kind(self.backbone.name),
+        }
+        if len(set(kinds.values())) > 1:
+            described = ", ".join(f"{what} is for {kind}" for what, kind in kinds.items())
+            raise ValueError(f"task, dataset and backbone must be for the same problem: {described}")
+        if kinds[f"task {self.task.name!r}"] == "tour":
+            if self.dataset.rotation != RotationSpec():
+                raise ValueError("dataset.rotation applies to point clouds; TSP is tested on fixed transformed copies")
+            if self.hypernet.kwargs.get("condition") == "hyperparam":
+                raise ValueError("hypernet.kwargs.condition 'hyperparam' amortises a classification hyperparameter; "
+                                 "use 'spectrum' for TSP")  # fmt: skip
+        return self
 
 
 def load_run_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:

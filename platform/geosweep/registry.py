@@ -61,6 +61,14 @@ class Registry(Generic[T]):
             )
         return self._entries[name]
 
+    def kind(self, name: str) -> str:
+        """What the entry is for, from the `kind` attribute of the type its constructor returns.
+
+        "tour" for the TSP components; "classification" (the default) for point clouds.
+        """
+        returned = inspect.signature(self.get(name), eval_str=True).return_annotation
+        return getattr(returned, "kind", "classification")
+
     def validate_kwargs(self, name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
         """Check user kwargs against the constructor's signature and annotations.
 

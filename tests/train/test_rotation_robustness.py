@@ -41,5 +41,9 @@ def test_z_trained_model_under_so3(ray_local, mlflow_uri, tiny_config, tmp_path,
     if representation == "tinv_mds":
         at_risk = metrics["repr/ambiguous_sign_frac"] + metrics["repr/small_eigengap_frac"]
         assert abs(so3 - z) <= at_risk + 1e-9
+        assert metrics["invariance/rotation_pred_agreement"] >= 1 - at_risk - 1e-9
     else:
         assert so3 < z - 0.2, f"raw kept its accuracy under SO(3): z {z}, so3 {so3}"
+        # The rotation certificate sees it too, although raw claims no rotation invariance.
+        assert metrics["invariance/rotation_pred_agreement"] < 0.8
+        assert metrics["invariance/rotation_max_logit_diff"] > 10 * metrics["invariance/max_logit_diff"]

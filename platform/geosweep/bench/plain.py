@@ -12,7 +12,8 @@ from geosweep.config import RunConfig
 from geosweep.data import apply_rotation_protocols
 from geosweep.model import build_model
 from geosweep.registry import DATASETS, TASKS
-from geosweep.train.loop import as_tensors, make_optimizer, seed_everything
+from geosweep.train.classification import as_tensors
+from geosweep.train.components import make_optimizer, seed_everything
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Hypernetworks that generate a backbone's target Linear layers per sample: `standard` and `mip`.
 
-The wrapper is itself a backbone, (B, N, C) -> (B, out_dim). Each forward it
+The wrapper is itself a backbone with its target's contract ((B, N, C) ->
+(B, out_dim), or the attention model's frames (B, F, N, C) -> tours). Each forward it
 computes a conditioning vector, maps it through an MLP h to the parameters of
 every nn.Linear inside the target modules (e.g. the classifier `head`), and
 runs the backbone with those layers applying per-sample weights by einsum:
@@ -23,7 +24,7 @@ target layer; h has Kaiming fan-out weights and zero biases.
 from __future__ import annotations
 
 import math
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
@@ -124,16 +125,17 @@ class Hypernetwork(nn.Module):
         self.hyperparam = torch.tensor(float(value))
 
     def conditioning(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, N, C) input -> (B, k) condition: the spectrum, or the amortised value (in [0, 1] for mip)."""
+        """(B, N, C) or (B, F, N, C) input -> (B, k) condition: the spectrum or the amortised value (mip: in [0, 1])."""
         if self.condition == "spectrum":
-            return spectrum(x)
+            # Frames differ by an orthogonal map, which leaves the covariance spectrum unchanged: one frame suffices.
+            return spectrum(x[:, 0] if x.ndim == 4 else x)
         if self.hyperparam is None:
             raise RuntimeError("hypernet condition 'hyperparam': call set_hyperparam(value) before forward")
         value = self.amortised.to_unit(self.hyperparam) if self.mip else self.hyperparam
         return value.to(x).expand(len(x), 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, N, C) -> (B, out_dim), target layers generated per sample."""
+    def forward(self, x: torch.Tensor, **kwargs: Any) -> Any:
+        """The backbone on `x` (and `kwargs`, e.g. decode="sample"), its target layers generated per sample."""
         gamma = self.conditioning(x)
         if self.mip:
             gamma = torch.cat([torch.cos(math.pi * gamma / 2), torch.sin(math.pi * gamma / 2)], dim=-1)
@@ -150,7 +152,7 @@ class Hypernetwork(nn.Module):
                 relative = delta[:, chunk].norm(dim=1) / self.theta0[chunk].norm()
                 self.diagnostics[f"hypernet/{name}/delta_over_theta0"] = relative.mean()
         self.diagnostics = {k: v.detach() for k, v in self.diagnostics.items()}
-        return self.backbone(x)
+        return self.backbone(x, **kwargs)
 
 
 def replace_linears(backbone: nn.Module, targets: tuple[str, ...]) -> tuple[dict[str, GeneratedLinear], list[nn.Linear]]:

@@ -10,6 +10,7 @@ import torch.distributed as dist
 
 from geosweep.data.rotations import ROTATION_PROTOCOLS, rotate
 from geosweep.invariance import certify_model
+from geosweep.representations.base import ambiguity_stats
 
 EVAL_BATCH = 256
 
@@ -55,7 +56,8 @@ def robustness_and_certificate(
 
     Returns:
         `test_acc/<protocol>` for each protocol (3-D data) plus the certificate's
-        `invariance/max_logit_diff` and `invariance/pred_agreement`.
+        `invariance/max_logit_diff` and `invariance/pred_agreement`, and the same two under
+        rotations (`invariance/rotation_*`) for every model.
     """
     model.eval()
     labels = torch.from_numpy(test_labels)
@@ -67,4 +69,26 @@ def robustness_and_certificate(
             metrics[f"test_acc/{protocol}"] = accuracy(model, task, rotated, labels, 0, 1, device)
     subset = torch.from_numpy(test_points[:max_clouds]).to(device)
     metrics |= certify_model(model, subset, invariances, samples=samples, seed=seed)
+    # The same certificate under rotations whatever the representation claims, so raw and
+    # invariant models are compared on one axis (raw's own claim covers permutations only).
+    rotation = certify_model(model, subset, {"rotation"}, samples=samples, seed=seed)
+    metrics |= {key.replace("invariance/", "invariance/rotation_"): value for key, value in rotation.items()}
     return metrics
+
+
+def ambiguity_fractions(point_sets: list[np.ndarray], chunk: int = 1024) -> dict[str, float]:
+    """Where a single canonical frame loses invariance: near-symmetric clouds and near-repeated eigenvalues.
+
+    Counted over every set, in chunks (the statistics work in float64).
+    """
+    counts = {"num_samples": 0, "ambiguous_sign_count": 0, "small_eigengap_count": 0}
+    for points in point_sets:
+        for start in range(0, len(points), chunk):
+            stats = ambiguity_stats(torch.from_numpy(points[start : start + chunk]))
+            for key in counts:
+                counts[key] += stats[key]
+    total = max(counts["num_samples"], 1)
+    return {
+        "repr/ambiguous_sign_frac": counts["ambiguous_sign_count"] / total,
+        "repr/small_eigengap_frac": counts["small_eigengap_count"] / total,
+    }

@@ -59,12 +59,14 @@ def run_training(
             "config": config.model_dump(mode="json"),
             "tracking_uri": tracking_uri,
             "run_id": run_id,
+            "run_name": run_name,
             "inject_failure": inject_failure,
         },
         scaling_config=ray.train.ScalingConfig(
             num_workers=scaling.num_workers,
             use_gpu=scaling.use_gpu,
             resources_per_worker={"CPU": scaling.cpus_per_worker, **({"GPU": 1} if scaling.use_gpu else {})},
+            placement_strategy=scaling.placement_strategy,
         ),
         run_config=ray.train.RunConfig(
             name=run_name,

@@ -1,0 +1,286 @@
+"""The `tsp` dataset: uniform random cities in the unit square, fixed-seed val/test sets with reference tours.
+
+Training instances are drawn fresh every step from the rng the training loop
+passes. The validation and test sets are fixed by their seeds and kept as files
+named by city count, split and seed (`tsp20_test_seed1234.npz`), holding the
+coordinates, the LKH reference tours and their lengths. A missing file is
+regenerated identically from its seed; a file that does not match what its
+seed produces is an error naming the file, never used.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, ClassVar, Literal
+
+import numpy as np
+import torch
+from pydantic import Field, PositiveInt
+
+from geosweep.data.tours import InvalidTourError, check_tours, lkh_tours, tour_length
+from geosweep.registry import DATASETS
+
+FORMAT_VERSION = 1  # bump when the file layout changes: older files are then reported, not misread
+_STREAMS = {"val": 1, "test": 2}  # val and test sets differ even when given the same seed
+VARIANTS = ("rotated", "reflected", "translated", "scaled", "all")
+
+
+def random_instances(rng: np.random.Generator, size: int, num_nodes: int) -> np.ndarray:
+    """(size, num_nodes, 2) float32 cities, uniform in the unit square."""
+    return rng.random((size, num_nodes, 2), dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class TourSet:
+    """A fixed set of instances with optional reference tours (None when built with reference="none")."""
+
+    coords: np.ndarray  # (M, n, 2) float32
+    ref_tours: np.ndarray | None  # (M, n) int64, each starting at city 0
+    ref_lengths: np.ndarray | None  # (M,) float64, the closed lengths of ref_tours
+
+    def __post_init__(self) -> None:
+        if self.coords.ndim != 3 or self.coords.shape[2] != 2 or self.coords.dtype != np.float32:
+            raise ValueError(f"TourSet.coords must be (M, n, 2) float32, got {self.coords.shape} {self.coords.dtype}")
+        if (self.ref_tours is None) != (self.ref_lengths is None):
+            raise ValueError("TourSet: ref_tours and ref_lengths must both be given or both be None")
+        if self.ref_tours is not None and (
+            self.ref_tours.shape != self.coords.shape[:2] or self.ref_lengths.shape != self.coords.shape[:1]
+        ):
+            raise ValueError(
+                f"TourSet: ref_tours {self.ref_tours.shape} and ref_lengths {self.ref_lengths.shape} "
+                f"do not match coords {self.coords.shape}"
+            )
+
+    def __len__(self) -> int:
+        return self.coords.shape[0]
+
+
+@dataclass(frozen=True)
+class TSPData:
+    """What the `tsp` dataset builds: fixed val/test sets and a sampler of fresh training instances."""
+
+    kind: ClassVar[str] = "tour"  # configs pair it with the tour task and backbone (Registry.kind)
+    num_nodes: int
+    val: TourSet
+    test: TourSet
+    train_seed: int
+
+    @property
+    def dim(self) -> int:
+        return 2
+
+    def sample_train(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        """Fresh (size, num_nodes, 2) float32 training instances from `rng` (each rank passes its own)."""
+        return random_instances(rng, size, self.num_nodes)
+
+
+def default_data_dir() -> Path:
+    """$GEOSWEEP_DATA_DIR, else ~/.cache/geosweep/tsp."""
+    return Path(os.environ.get("GEOSWEEP_DATA_DIR") or Path.home() / ".cache" / "geosweep" / "tsp")
+
+
+def set_instances(split: str, num_nodes: int, size: int, seed: int) -> np.ndarray:
+    """The coordinates of fixed set `split` ("val" or "test"); a smaller size gives a prefix of a larger one."""
+    return random_instances(np.random.default_rng(np.random.SeedSequence([seed, _STREAMS[split]])), size, num_nodes)
+
+
+def set_path(directory: Path, num_nodes: int, split: str, seed: int) -> Path:
+    return directory / f"tsp{num_nodes}_{split}_seed{seed}.npz"
+
+
+def fixed_set(split: str, num_nodes: int, size: int, seed: int, reference: str, directory: Path) -> TourSet:
+    """The fixed `split` set for `seed`: read from its file, or generated (and LKH-solved) and written.
+
+    The sets of one seed are prefixes of each other, so a file of at least
+    `size` instances serves any smaller size, and a larger size extends the
+    file, solving only the new instances. A file without reference tours
+    (written with reference="none") gains them when they are first asked for.
+
+    Raises:
+        ValueError: the file exists but is unreadable or does not hold what
+            `seed` generates; the message names the file and what was expected.
+    """
+    path = set_path(directory, num_nodes, split, seed)
+    coords, tours, lengths = _read_checked(path, split, num_nodes, seed) if path.exists() else (None, None, None)
+    stored = 0 if coords is None else len(coords)
+    if reference == "lkh" and (tours is None or len(tours) < size):
+        coords = set_instances(split, num_nodes, max(size, stored), seed)
+        solved = np.empty((0, num_nodes), dtype=np.int64) if tours is None else tours
+        tours = np.concatenate([solved, lkh_tours(coords[len(solved) :])])
+        lengths = closed_lengths(coords, tours)
+        _write_atomically(path, coords, tours, lengths)
+    elif stored < size:
+        coords = set_instances(split, num_nodes, size, seed)
+        if not path.exists():  # a smaller file may hold reference tours: leave it for reference="lkh" to extend
+            _write_atomically(path, coords, None, None)
+    if reference == "none":
+        return TourSet(coords=coords[:size], ref_tours=None, ref_lengths=None)
+    return TourSet(coords=coords[:size], ref_tours=tours[:size], ref_lengths=lengths[:size])
+
+
+def closed_lengths(coords: np.ndarray, tours: np.ndarray) -> np.ndarray:
+    """(M,) float64 tour lengths of float32 `coords`, computed in float64."""
+    return tour_length(torch.from_numpy(coords.astype(np.float64)), torch.from_numpy(tours)).numpy()
+
+
+def _read_checked(
+    path: Path, split: str, num_nodes: int, seed: int
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Coordinates, reference tours and lengths (None when absent) stored in `path`, after checking the whole file."""
+
+    def problem(what: str) -> ValueError:
+        return ValueError(f"tsp: {path} {what}; delete it to regenerate the set from its seed")
+
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            stored = {key: npz[key] for key in npz.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise problem(f"is not a readable .npz file ({err})") from None
+    missing = [key for key in ("format_version", "coords") if key not in stored]
+    if missing:
+        raise problem(f"lacks {', '.join(missing)} (holds: {', '.join(stored) or 'nothing'})")
+    version = stored["format_version"]
+    if version.shape != () or version.dtype.kind not in "iu" or int(version) != FORMAT_VERSION:
+        raise problem(f"has format_version {version!r}, expected {FORMAT_VERSION}")
+    coords = stored["coords"]
+    if coords.ndim != 3 or coords.shape[1:] != (num_nodes, 2) or coords.dtype != np.float32:
+        raise problem(f"holds coords {coords.shape} {coords.dtype}, expected (M, {num_nodes}, 2) float32")
+    if not np.array_equal(coords, set_instances(split, num_nodes, len(coords), seed)):
+        raise problem(f"holds coords that differ from those seed {seed} generates")
+    if ("ref_tours" in stored) != ("ref_lengths" in stored):
+        raise problem("holds only one of ref_tours and ref_lengths")
+    if "ref_tours" not in stored:
+        return coords, None, None
+    tours, lengths = stored["ref_tours"], stored["ref_lengths"]
+    if tours.shape != coords.shape[:2] or tours.dtype != np.int64:
+        raise problem(f"holds ref_tours {tours.shape} {tours.dtype}, expected {coords.shape[:2]} int64")
+    try:
+        check_tours(tours, coords.shape[1])
+    except InvalidTourError as err:
+        raise problem(f"holds invalid ref_tours ({err})") from None
+    if lengths.shape != coords.shape[:1] or not np.allclose(lengths, closed_lengths(coords, tours), rtol=1e-9):
+        raise problem(f"holds ref_lengths {lengths.shape} that are not the {coords.shape[0]} lengths of its ref_tours")
+    return coords, tours, lengths
+
+
+def _write_atomically(path: Path, coords: np.ndarray, tours: np.ndarray | None, lengths: np.ndarray | None) -> None:
+    # A temp file renamed into place: two workers building the same set never expose a half-written one.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {"format_version": np.array(FORMAT_VERSION), "coords": coords}
+    if tours is not None:
+        arrays |= {"ref_tours": tours, "ref_lengths": lengths}
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            np.savez(file, **arrays)
+        os.replace(temp, path)
+    except BaseException:
+        os.unlink(temp)
+        raise
+
+
+def _similarities(rng: np.random.Generator, count: int, name: str) -> tuple[np.ndarray, np.ndarray, float]:
+    """Per-instance linear maps (count, 2, 2) and offsets (count, 1, 2), and one scale factor, for variant `name`."""
+    linear = np.broadcast_to(np.eye(2), (count, 2, 2))
+    offset = np.zeros((count, 1, 2))
+    if name in ("reflected", "all"):
+        # Reflection across a line at a random angle phi through the centroid (det -1).
+        two_phi = 2 * rng.uniform(0, np.pi, count)
+        c, s = np.cos(two_phi), np.sin(two_phi)
+        linear = np.stack([np.stack([c, s], -1), np.stack([s, -c], -1)], -2) @ linear
+    if name in ("rotated", "all"):
+        theta = rng.uniform(0, 2 * np.pi, count)
+        c, s = np.cos(theta), np.sin(theta)
+        linear = np.stack([np.stack([c, -s], -1), np.stack([s, c], -1)], -2) @ linear
+    if name in ("translated", "all"):
+        # Offsets of norm 2..5: every city leaves the unit square, where raw-coordinate models were trained.
+        angle, radius = rng.uniform(0, 2 * np.pi, count), rng.uniform(2.0, 5.0, count)
+        offset = (radius[:, None] * np.stack([np.cos(angle), np.sin(angle)], -1))[:, None, :]
+    # One factor per variant, so the reference lengths scale by a single known number. It is
+    # kept away from 1 (a check at 1.05 would prove little): "scaled" grows instances,
+    # "all" shrinks them, so every seed tests both directions.
+    scale = 1.0
+    if name == "scaled":
+        scale = rng.uniform(1.5, 3.0)
+    elif name == "all":
+        scale = rng.uniform(0.5, 0.75)
+    return linear, offset, float(scale)
+
+
+def transformed_variants(coords: np.ndarray, seed: int) -> dict[str, tuple[np.ndarray, float]]:
+    """Copies of instances under random similarities: the optimal tour stays, its length scales.
+
+    Rotations, reflections and scalings act about each instance's centroid, so
+    each variant isolates one transformation; translations move whole instances
+    by 2 to 5 units, out of the unit square. Angles, reflection axes and offsets
+    are drawn per instance; "all" composes reflection, rotation, scaling and
+    translation.
+
+    Args:
+        coords: (M, n, 2) instances.
+        seed: the same seed gives the same variants (one random stream per variant).
+
+    Returns:
+        For each name in VARIANTS: (M, n, 2) float32 coordinates and the factor
+        by which every tour length is multiplied (1.0 for rotated, reflected,
+        translated).
+    """
+    coords = np.asarray(coords, dtype=np.float64)
+    if coords.ndim != 3 or coords.shape[2] != 2:
+        raise ValueError(f"transformed_variants: coords must have shape (M, n, 2), got {coords.shape}")
+    centroid = coords.mean(axis=1, keepdims=True)
+    variants = {}
+    for stream, name in enumerate(VARIANTS):
+        rng = np.random.default_rng(np.random.SeedSequence([seed, stream]))
+        linear, offset, scale = _similarities(rng, coords.shape[0], name)
+        moved = scale * (coords - centroid) @ linear.transpose(0, 2, 1) + centroid + offset
+        variants[name] = (moved.astype(np.float32), scale)
+    return variants
+
+
+@DATASETS.register("tsp")
+def tsp(
+    seed: Annotated[int, Field(ge=0)],
+    num_nodes: Annotated[int, Field(ge=3)] = 20,
+    val_size: PositiveInt = 256,
+    test_size: PositiveInt = 1024,
+    val_seed: Annotated[int, Field(ge=0)] = 4321,
+    test_seed: Annotated[int, Field(ge=0)] = 1234,
+    reference: Literal["lkh", "none"] = "lkh",
+    data_dir: str | None = None,
+) -> TSPData:
+    """Random Euclidean TSP in the unit square (Kool et al. 2019): fixed val/test sets, fresh training instances.
+
+    Ranges are declared in the signature: the registry checks them when a
+    config is validated, before any instance is generated or solved.
+
+    Args:
+        seed: the training seed (TSPData.train_seed); the fixed sets have their own.
+        num_nodes: cities per instance, >= 3.
+        val_size: validation instances. The defaults (256 / 1024) keep a CPU
+            run's evaluation short and LKH's first solve of both sets to about
+            2.5 s at TSP20 and 25 s at TSP50 (later builds read the files).
+        test_size: test instances.
+        val_seed: seed of the validation set (its file name carries it).
+        test_seed: seed of the test set.
+        reference: "lkh" stores and returns LKH-3 reference tours and lengths
+            (optimal up to about 1e-5 at n <= 50); "none" skips them (ref_* None).
+        data_dir: where the set files live; None: $GEOSWEEP_DATA_DIR, else
+            ~/.cache/geosweep/tsp. A file there that is unreadable or does not
+            hold what its seed generates is an error naming it. Sizes may
+            differ: a set is a prefix of any larger set of its seed.
+
+    Returns:
+        TSPData with float32 val/test coordinates and, for "lkh", int64 tours and float64 lengths.
+    """
+    directory = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
+    return TSPData(
+        num_nodes=num_nodes,
+        val=fixed_set("val", num_nodes, val_size, val_seed, reference, directory),
+        test=fixed_set("test", num_nodes, test_size, test_seed, reference, directory),
+        train_seed=seed,
+    )

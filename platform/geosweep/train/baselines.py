@@ -1,0 +1,90 @@
+"""REINFORCE baselines for tour models: a frozen greedy rollout (Kool et al.) or an exponential moving average."""
+
+from __future__ import annotations
+
+import copy
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from scipy import stats
+
+from geosweep.data.tours import tour_length
+from geosweep.model import TourModel
+
+
+class ExponentialBaseline:
+    """b <- beta b + (1 - beta) mean(batch lengths); each rank keeps its own, rank 0's is checkpointed."""
+
+    def __init__(self, beta: float) -> None:
+        self.beta = beta
+        self.value: float | None = None
+
+    def __call__(self, cities: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        mean = lengths.mean().item()
+        self.value = mean if self.value is None else self.beta * self.value + (1 - self.beta) * mean
+        return torch.full_like(lengths, self.value)
+
+    def epoch_end(self, policy: TourModel) -> dict[str, float]:
+        return {"baseline/value": self.value if self.value is not None else float("nan")}
+
+    def state_dict(self) -> dict:
+        return {"value": self.value}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.value = state["value"]
+
+
+class RolloutBaseline:
+    """The greedy tour length of a frozen copy of the policy, replaced when the policy is significantly better.
+
+    After each epoch the policy and the baseline decode the same held-out instances
+    greedily; a one-sided paired t-test (policy shorter) below `alpha` makes the
+    policy the new baseline and draws a new held-out set. Every rank draws the same
+    set; rank 0's decision is broadcast, so ranks can never disagree.
+    """
+
+    def __init__(
+        self, policy: TourModel, sample: Callable[[np.random.Generator, int], np.ndarray], eval_size: int,
+        alpha: float, seed: int,
+    ) -> None:  # fmt: skip
+        self.sample, self.eval_size, self.alpha, self.seed = sample, eval_size, alpha, seed
+        self.model = copy.deepcopy(policy).eval().requires_grad_(False)
+        self.version = 0
+        self._draw_eval_set()
+
+    def _draw_eval_set(self) -> None:
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, 5000, self.version]))
+        self.eval_cities = torch.from_numpy(self.sample(rng, self.eval_size))
+        self.eval_lengths = self._greedy_lengths(self.model)
+
+    def _greedy_lengths(self, model: TourModel) -> torch.Tensor:
+        return tour_length(self.eval_cities, model.greedy_tours(self.eval_cities))
+
+    @torch.no_grad()
+    def __call__(self, cities: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        self.model.to(cities.device)
+        return tour_length(cities, self.model(cities, decode="greedy")[0])
+
+    def epoch_end(self, policy: TourModel) -> dict[str, float]:
+        candidate = self._greedy_lengths(policy)
+        improvement = (self.eval_lengths - candidate).mean().item()
+        p_value = float(stats.ttest_rel(candidate.numpy(), self.eval_lengths.numpy(), alternative="less").pvalue)
+        replace = torch.tensor([improvement > 0 and p_value < self.alpha], dtype=torch.float32)
+        if dist.is_available() and dist.is_initialized():
+            replace = replace.to(next(policy.parameters()).device)
+            dist.broadcast(replace, src=0)
+        if replace.item():
+            self.model.load_state_dict(policy.state_dict())
+            self.version += 1
+            self._draw_eval_set()
+        return {"baseline/p_value": p_value, "baseline/replaced": replace.item(), "baseline/version": self.version}
+
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "version": self.version}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.version = state["version"]
+        self._draw_eval_set()

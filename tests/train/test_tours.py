@@ -1,0 +1,90 @@
+"""TSP training pieces without Ray: tour identity, baselines, and invariance of greedy tours."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from geosweep.config import parse_run_config
+from geosweep.data.tsp import transformed_variants
+from geosweep.model import build_model
+from geosweep.train.baselines import ExponentialBaseline, RolloutBaseline
+from geosweep.train.tours import canonical_cycle, same_tours
+
+
+def uniform_cities(size: int, n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).random((size, n, 2), dtype=np.float32)
+
+
+def tour_model(representation: dict, seed: int = 0):
+    torch.manual_seed(seed)
+    config = parse_run_config({
+        "task": {"name": "tsp"},
+        "dataset": {"name": "tsp", "kwargs": {"num_nodes": 10, "reference": "none"}},
+        "representation": representation,
+        "backbone": {"name": "attention_model", "kwargs": {"embed_dim": 16, "num_layers": 1, "num_heads": 2}},
+        "epochs": 1,
+    })  # fmt: skip
+    return build_model(config, dim=2).eval()
+
+
+def test_same_cycle_whatever_the_start_and_direction():
+    tour = torch.tensor([[2, 0, 3, 1, 4]])
+    rolled, reversed_ = tour.roll(2, dims=1), tour.flip(1)
+    assert same_tours(torch.cat([rolled, reversed_]), tour.expand(2, -1)).all()
+    assert canonical_cycle(tour).tolist() == [[0, 2, 4, 1, 3]]  # from city 0 towards its smaller neighbour
+    assert not same_tours(torch.tensor([[0, 1, 2, 3, 4]]), torch.tensor([[0, 2, 1, 3, 4]])).any()
+
+
+def test_exponential_baseline_is_a_moving_average():
+    baseline = ExponentialBaseline(beta=0.5)
+    assert baseline(None, torch.tensor([2.0, 4.0])).tolist() == [3.0, 3.0]  # first batch: its mean
+    assert baseline(None, torch.tensor([5.0, 5.0])).tolist() == [4.0, 4.0]
+    restored = ExponentialBaseline(beta=0.5)
+    restored.load_state_dict(baseline.state_dict())
+    assert restored.value == 4.0
+
+
+def test_rollout_baseline_is_replaced_only_by_a_significantly_better_policy():
+    policy = tour_model({"name": "raw"}, seed=0)
+    sample = lambda rng, size: rng.random((size, 10, 2), dtype=np.float32)  # noqa: E731
+    baseline = RolloutBaseline(policy, sample, eval_size=64, alpha=0.05, seed=0)
+    first_set = baseline.eval_cities.clone()
+    assert baseline.epoch_end(policy)["baseline/replaced"] == 0.0  # the same weights: no improvement
+
+    # Pretend the frozen baseline's tours were 10 % longer (policy significantly better), then 10 % shorter.
+    true_lengths = baseline.eval_lengths.clone()
+    baseline.eval_lengths = true_lengths * 0.9
+    assert baseline.epoch_end(policy)["baseline/replaced"] == 0.0 and baseline.version == 0
+    baseline.eval_lengths = true_lengths * 1.1
+    outcome = baseline.epoch_end(policy)
+    assert outcome["baseline/replaced"] == 1.0 and outcome["baseline/p_value"] < 1e-6
+    assert baseline.version == 1 and not torch.equal(baseline.eval_cities, first_set)  # a fresh held-out set
+
+    restored = RolloutBaseline(tour_model({"name": "raw"}, seed=1), sample, eval_size=64, alpha=0.05, seed=0)
+    restored.load_state_dict(baseline.state_dict())
+    assert restored.version == 1 and torch.equal(restored.eval_cities, baseline.eval_cities)
+    assert torch.equal(restored.eval_lengths, baseline.eval_lengths)
+
+
+@pytest.mark.parametrize("representation", [
+    {"name": "tinv_mds", "kwargs": {"scale": "rms"}},
+    {"name": "fa", "kwargs": {"scale": "rms"}},
+])  # fmt: skip
+def test_invariant_inputs_give_the_same_greedy_tours_on_transformed_copies(representation):
+    model = tour_model(representation)
+    cities = uniform_cities(64, 10)
+    tours = model.greedy_tours(torch.from_numpy(cities))
+    for name, (coords, _) in transformed_variants(cities, seed=0).items():
+        agreement = same_tours(model.greedy_tours(torch.from_numpy(coords)), tours).double().mean().item()
+        assert agreement >= 0.95, (name, agreement)  # uniform instances are rarely sign-ambiguous
+
+
+def test_raw_coordinates_change_their_tours_under_transformation():
+    # Negative control: the check above must be able to fail.
+    model = tour_model({"name": "raw"})
+    cities = uniform_cities(64, 10)
+    tours = model.greedy_tours(torch.from_numpy(cities))
+    coords, _ = transformed_variants(cities, seed=0)["all"]
+    assert same_tours(model.greedy_tours(torch.from_numpy(coords)), tours).double().mean().item() < 0.5
