@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -67,27 +68,57 @@ def main() -> None:
 
 def compare(args: argparse.Namespace, threads: int) -> None:
     """One worker with `threads` CPUs against the plain loop with as many torch threads."""
+    figures = measure_overhead(args.config, epochs=args.epochs, warmup=args.warmup, num_points=args.num_points,
+                               train_per_class=args.train_per_class, threads=threads)  # fmt: skip
+    print(f"--- {threads} thread(s) of {os.cpu_count()} cores")
+    print(f"plain PyTorch loop: {figures.plain_seconds:.3f} s/epoch (median of {figures.plain_epochs})")
+    print(f"geosweep, Ray Train 1 worker: {figures.geosweep_seconds:.3f} s/epoch (median of {figures.geosweep_epochs})")
+    print(f"  of which the training phase: {figures.train_phase_seconds:.3f} s")
+    print(f"platform overhead ratio: {figures.ratio:.3f} (goal <= 1.10)")
+    print(f"seconds from `geosweep train` to the first reported epoch: {figures.first_epoch_seconds:.1f}")
+
+
+@dataclass(frozen=True)
+class Overhead:
+    plain_seconds: float  # median s/epoch of the plain loop
+    plain_epochs: int  # epochs in that median
+    geosweep_seconds: float  # median s/epoch under geosweep
+    geosweep_epochs: int
+    train_phase_seconds: float  # median training phase of a geosweep epoch
+    first_epoch_seconds: float  # from launching `geosweep train` to its first epoch in MLflow
+
+    @property
+    def ratio(self) -> float:
+        return self.geosweep_seconds / self.plain_seconds
+
+
+def measure_overhead(
+    config_path: Path, *, epochs: int, warmup: int, num_points: int, train_per_class: int, threads: int
+) -> Overhead:
+    """Epochs of `config_path` under geosweep (one worker with `threads` CPUs) and in a plain loop with as many threads.
+
+    Returns:
+        Both medians, warm-up epochs left out, and the time to the first epoch.
+    """
     # Epochs of a realistic length: Ray Train collects a report on each controller
     # health check (every 2 s), so sub-second toy epochs would measure that interval.
-    overrides = [f"epochs={args.epochs}", "scaling.num_workers=1", f"scaling.cpus_per_worker={threads}",
-                 f"dataset.kwargs.num_points={args.num_points}", f"dataset.kwargs.train_per_class={args.train_per_class}",
+    overrides = [f"epochs={epochs}", "scaling.num_workers=1", f"scaling.cpus_per_worker={threads}",
+                 f"dataset.kwargs.num_points={num_points}", f"dataset.kwargs.train_per_class={train_per_class}",
                  f"tracking.experiment={BENCH_EXPERIMENT}"]  # fmt: skip
-    config = parse_run_config(apply_overrides(load_run_config(args.config).model_dump(mode="json"), overrides))
+    config = parse_run_config(apply_overrides(load_run_config(config_path).model_dump(mode="json"), overrides))
     torch.set_num_threads(threads)
 
     # Warm-up epochs are left out on both sides: caches and allocators, and under
     # Ray the daemons (dashboard, agents) still starting on a small machine.
-    plain = [epoch.seconds for epoch in train_in_process(config)][args.warmup :]
+    plain = [epoch.seconds for epoch in train_in_process(config)][warmup:]
     with tempfile.TemporaryDirectory() as tmp:
-        first_epoch, under_ray, train_phase = geosweep_epochs(args.config, overrides, Path(tmp))
-    under_ray, train_phase = under_ray[args.warmup - 1 :], train_phase[args.warmup - 1 :]
-    ratio = statistics.median(under_ray) / statistics.median(plain)
-    print(f"--- {threads} thread(s) of {os.cpu_count()} cores")
-    print(f"plain PyTorch loop: {statistics.median(plain):.3f} s/epoch (median of {len(plain)})")
-    print(f"geosweep, Ray Train 1 worker: {statistics.median(under_ray):.3f} s/epoch (median of {len(under_ray)})")
-    print(f"  of which the training phase: {statistics.median(train_phase):.3f} s")
-    print(f"platform overhead ratio: {ratio:.3f} (goal <= 1.10)")
-    print(f"seconds from `geosweep train` to the first reported epoch: {first_epoch:.1f}")
+        first_epoch, under_ray, train_phase = geosweep_epochs(config_path, overrides, Path(tmp))
+    under_ray, train_phase = under_ray[warmup - 1 :], train_phase[warmup - 1 :]
+    return Overhead(
+        plain_seconds=statistics.median(plain), plain_epochs=len(plain),
+        geosweep_seconds=statistics.median(under_ray), geosweep_epochs=len(under_ray),
+        train_phase_seconds=statistics.median(train_phase), first_epoch_seconds=first_epoch,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

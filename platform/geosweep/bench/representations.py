@@ -37,7 +37,9 @@ def seconds(fn, repeat: int = 3) -> float:
     return best
 
 
-def tinv_vs_classical(clouds: torch.Tensor, oracle_clouds: int) -> None:
+def tinv_vs_classical_seconds(clouds: torch.Tensor, oracle_clouds: int) -> tuple[float, float, float]:
+    """Seconds per cloud of tinv_mds and of classical MDS (on the first `oracle_clouds`), and tinv_mds's
+    largest pairwise-distance error relative to the largest distance."""
     tinv = REPRESENTATIONS.build("tinv_mds", {})
     fast = seconds(lambda: tinv(clouds)) / len(clouds)
     subset = clouds[:oracle_clouds].numpy()
@@ -46,12 +48,19 @@ def tinv_vs_classical(clouds: torch.Tensor, oracle_clouds: int) -> None:
     mode = "donot_use_mm_for_euclid_dist"
     error = ((torch.cdist(out, out, compute_mode=mode) - torch.cdist(clouds, clouds, compute_mode=mode)).abs().max()
              / torch.cdist(clouds, clouds, compute_mode=mode).max())  # fmt: skip
+    return fast, slow, float(error)
+
+
+def tinv_vs_classical(clouds: torch.Tensor, oracle_clouds: int) -> None:
+    fast, slow, error = tinv_vs_classical_seconds(clouds, oracle_clouds)
+    subset = clouds[:oracle_clouds]
     print(f"tinv_mds: {fast * 1e3:.3f} ms/cloud; classical MDS (N x N eigh, {len(subset)} clouds): "
           f"{slow * 1e3:.1f} ms/cloud; speed-up {slow / fast:.0f}x (goal >= 100x); "
           f"max relative pairwise-distance error {error:.1e}")  # fmt: skip
 
 
-def fa_vs_tinv(clouds: torch.Tensor) -> None:
+def forward_seconds(clouds: torch.Tensor) -> dict[str, float]:
+    """Seconds of one forward of the same PointNet on `clouds`, per representation (tinv_mds, fa)."""
     times = {}
     for name in ("tinv_mds", "fa"):
         config = parse_run_config({
@@ -61,6 +70,11 @@ def fa_vs_tinv(clouds: torch.Tensor) -> None:
         model = build_model(config, dim=3, out_dim=12).eval()
         with torch.no_grad():
             times[name] = seconds(lambda m=model: m(clouds))
+    return times
+
+
+def fa_vs_tinv(clouds: torch.Tensor) -> None:
+    times = forward_seconds(clouds)
     print(f"PointNet forward on {len(clouds)} clouds: tinv_mds {times['tinv_mds']:.2f} s, fa (o3) {times['fa']:.2f} s; "
           f"fa / tinv_mds = {times['fa'] / times['tinv_mds']:.1f}x (8 frames)")  # fmt: skip
 
@@ -80,6 +94,25 @@ def cache_second_trial(num_points: int, per_class: int) -> None:
                   f"{first['repr/seconds'] / second['repr/seconds']:.0f}x lower (goal >= 20x)")  # fmt: skip
 
 
+def sample_clouds(count: int, points: int) -> torch.Tensor:
+    """`count` shapes clouds of `points` points (float64), seed 0; also seeds torch for the models built next."""
+    torch.manual_seed(0)
+    return torch.from_numpy(shapes(seed=0, num_points=points, train_per_class=-(-count // 12)).train.points[:count]).double()
+
+
+def throughput_ratios(clouds: int, points: int, oracle_clouds: int) -> dict[str, float]:
+    """The ratios the nightly benchmark tracks, each against its baseline measured here side by side.
+
+    Returns:
+        `tinv_mds_speedup_vs_classical_mds` (per cloud; higher is better) and
+        `fa_over_tinv_mds_forward` (PointNet forward seconds; lower is better).
+    """
+    sample = sample_clouds(clouds, points)
+    fast, slow, _ = tinv_vs_classical_seconds(sample, oracle_clouds)
+    times = forward_seconds(sample.float())
+    return {"tinv_mds_speedup_vs_classical_mds": slow / fast, "fa_over_tinv_mds_forward": times["fa"] / times["tinv_mds"]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clouds", type=int, default=256)
@@ -87,10 +120,7 @@ def main() -> None:
     parser.add_argument("--oracle-clouds", type=int, default=8, help="the O(N^3) baseline runs on this many")
     parser.add_argument("--cache-per-class", type=int, default=16)
     args = parser.parse_args()
-    torch.manual_seed(0)
-    clouds = torch.from_numpy(
-        shapes(seed=0, num_points=args.points, train_per_class=-(-args.clouds // 12)).train.points[: args.clouds]
-    ).double()
+    clouds = sample_clouds(args.clouds, args.points)
     tinv_vs_classical(clouds, args.oracle_clouds)
     fa_vs_tinv(clouds.float())
     cache_second_trial(args.points, args.cache_per_class)
