@@ -188,13 +188,18 @@ def parse_run_config(raw: dict[str, Any], source: str = "config") -> RunConfig:
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Return a copy of `raw` with each `dotted.path=value` set; values are parsed as YAML."""
+    return set_values(raw, parse_set_items(overrides))
+
+
+def parse_set_items(items: list[str], example: str = "backbone.name=pointnet") -> dict[str, Any]:
+    """`["a.b=value", ...]` -> `{"a.b": value}`, values parsed as YAML; `example` shows a valid item in errors."""
     values = {}
-    for item in overrides:
+    for item in items:
         path, sep, text = item.partition("=")
         if not sep or not path:
-            raise ConfigError(f"--set {item!r}: expected dotted.path=value, e.g. backbone.name=pointnet")
+            raise ConfigError(f"--set {item!r}: expected dotted.path=value, e.g. {example}")
         values[path] = yaml.safe_load(text)
-    return set_values(raw, values)
+    return values
 
 
 def set_values(raw: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:

@@ -36,10 +36,11 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 import pydantic
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from geosweep.config import ConfigError, RunConfig, load_run_config, parse_run_config, read_yaml_mapping, set_values
+from geosweep.config import (
+    ConfigError, RunConfig, load_run_config, parse_run_config, parse_set_items, read_yaml_mapping, set_values,
+)
 
 # Suite fields whose keys are dotted run-config paths (see the module docstring).
 OVERRIDE_MAPPINGS = ("overrides", "run_overrides")
@@ -222,7 +223,7 @@ def load_suite(path: str | Path, overrides: list[str] = ()) -> SuiteConfig:
         ConfigError: naming the file and the field.
     """
     path = Path(path)
-    raw = set_suite_values(read_suite_mapping(path), parse_set_items(overrides))
+    raw = set_suite_values(read_suite_mapping(path), parse_set_items(overrides, example="baseline_window=7"))
     try:
         suite = SuiteConfig.model_validate(_with_absolute_paths(raw, Path.cwd()))
     except pydantic.ValidationError as err:
@@ -243,17 +244,6 @@ def read_suite_mapping(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any
                           f"suite paths (got keys {sorted(raw)})")  # fmt: skip
     base = read_suite_mapping(path.parent / str(raw["extends"]), (*seen, path.resolve()))
     return _with_absolute_paths(set_suite_values(base, raw.get("overrides") or {}), path.parent)
-
-
-def parse_set_items(items: list[str]) -> dict[str, Any]:
-    """`["a.b=value", ...]` -> `{"a.b": value}`, values parsed as YAML."""
-    values = {}
-    for item in items:
-        path, sep, text = item.partition("=")
-        if not sep or not path:
-            raise ConfigError(f"--set {item!r}: expected dotted.path=value, e.g. baseline_window=7")
-        values[path] = yaml.safe_load(text)
-    return values
 
 
 def set_suite_values(raw: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
