@@ -5,10 +5,11 @@ from pathlib import Path
 import pytest
 import yaml
 from ray.tune.search.sample import Categorical, Float, Integer
+from ray.tune.search.variant_generator import generate_variants
 
 from geosweep.config import ConfigError
 from geosweep.sweep.config import SweepConfig, load_sweep_config, trial_config, validate_every_trial
-from geosweep.sweep.run import max_concurrent_trials
+from geosweep.sweep.run import max_concurrent_trials, searcher
 from geosweep.sweep.space import decode, label, param_space
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -42,11 +43,48 @@ def test_conditional_kwargs_travel_with_their_component(tiny_config):
     assert (mip.hypernet.name, mip.hypernet.kwargs, mip.seed) == ("mip", {"hidden": [8]}, 2)
 
 
-def test_grid_with_a_searcher_that_cannot_take_it_is_an_error(tiny_config):
-    with pytest.raises(ValueError, match=r"searcher 'optuna' cannot take a grid over \['representation.name'\]"):
-        sweep(tiny_config, searcher={"name": "optuna"}, space={"representation.name": {"grid": ["raw"]}})
+@pytest.mark.parametrize("name", ["optuna", "hyperopt"])
+def test_grid_with_a_searcher_that_cannot_take_it_is_an_error(tiny_config, name):
+    with pytest.raises(ValueError, match=rf"searcher '{name}' cannot take a grid over \['representation.name'\]"):
+        sweep(tiny_config, searcher={"name": name}, space={"representation.name": {"grid": ["raw"]}})
     with pytest.raises(ValueError, match=r"cannot take a seeds: 3"):
-        sweep(tiny_config, searcher={"name": "optuna"}, seeds=3)
+        sweep(tiny_config, searcher={"name": name}, seeds=3)
+
+
+SAMPLED_SPACE = {  # one of each domain a searcher converts into its own
+    "optimizer.lr": {"loguniform": [1e-4, 1e-2]},
+    "backbone.kwargs.dropout": {"uniform": [0.0, 0.5]},
+    "batch_size": {"randint": [4, 9]},
+    "hypernet": {"choice": [{"name": "none"}, {"name": "mip", "kwargs": {"hidden": [8]}}]},
+}
+
+
+def proposals(spec: SweepConfig, count: int) -> list[dict]:
+    """The sampled values of the trials the sweep's searcher proposes from its param_space, as Tune asks it."""
+    algorithm = searcher(spec)
+    if algorithm is None:  # grid/random: Tune's BasicVariantGenerator expands the space with generate_variants
+        return [variant for _ in range(spec.searcher.num_samples) for _, variant in generate_variants(param_space(spec))]
+    assert algorithm.set_search_properties(spec.metric, spec.mode, param_space(spec))  # Tune's conversion step
+    return [algorithm.suggest(f"trial_{i}") for i in range(count)]
+
+
+@pytest.mark.parametrize("name", ["grid", "random", "optuna", "hyperopt"])
+def test_each_searcher_proposes_valid_trials_inside_the_space(tiny_config, name):
+    takes_grids = name in ("grid", "random")
+    space = {**SAMPLED_SPACE, **({"representation": {"grid": [{"name": "raw"}, {"name": "fa"}]}} if takes_grids else {})}
+    spec = sweep(tiny_config, space=space, seeds=2 if takes_grids else 1, searcher={"name": name, "num_samples": 3})
+    trials = proposals(spec, count=6)
+    configs = [trial_config(spec, decode(spec, sampled)) for sampled in trials]
+    for config in configs:
+        assert 1e-4 <= config.optimizer.lr <= 1e-2 * (1 + 1e-9)
+        assert 0.0 <= config.backbone.kwargs["dropout"] <= 0.5
+        assert isinstance(config.batch_size, int) and 4 <= config.batch_size <= 8
+        assert config.hypernet.kwargs == ({"hidden": [8]} if config.hypernet.name == "mip" else {})
+    if takes_grids:  # every grid point (representation x seed), once per sample
+        points = sorted((c.representation.name, c.seed) for c in configs)
+        assert points == sorted([(r, s) for r in ("raw", "fa") for s in (0, 1)] * 3)
+    else:
+        assert len(trials) == 6 and len({c.optimizer.lr for c in configs}) == 6
 
 
 def test_domains_are_checked(tiny_config):
@@ -92,12 +130,14 @@ def test_base_may_be_a_path_relative_to_the_sweep_file(tmp_path, tiny_config):
 
 def test_searchers_and_schedulers_are_real_tune_objects(tiny_config):
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule
+    from ray.tune.search.hyperopt import HyperOptSearch
     from ray.tune.search.optuna import OptunaSearch
 
-    from geosweep.sweep.run import scheduler, searcher
+    from geosweep.sweep.run import scheduler
 
-    optuna = sweep(tiny_config, searcher={"name": "optuna", "num_samples": 4}, space={"optimizer.lr": {"choice": [1e-3, 1e-2]}})
-    assert isinstance(searcher(optuna), OptunaSearch)
+    for name, kind in {"optuna": OptunaSearch, "hyperopt": HyperOptSearch}.items():
+        spec = sweep(tiny_config, searcher={"name": name, "num_samples": 4}, space={"optimizer.lr": {"choice": [1e-3, 1e-2]}})
+        assert isinstance(searcher(spec), kind)
     assert searcher(sweep(tiny_config, searcher={"name": "random"})) is None  # Tune's BasicVariantGenerator
     kinds = {"fifo": FIFOScheduler, "asha": ASHAScheduler, "median_stop": MedianStoppingRule}
     for name, kind in kinds.items():

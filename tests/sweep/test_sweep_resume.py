@@ -54,6 +54,9 @@ def test_resume_finishes_the_sweep_without_rerunning_finished_trials(tiny_config
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
 
     assert "4 trials, 0 failed" in resumed.stdout
+    # The restored sweep keeps its progress view; its last line is the final state.
+    view = [line for line in resumed.stdout.splitlines() if line.startswith("[sweep resumable ")]
+    assert view and "4 trials: 0 pending, 0 running, 4 finished, 0 stopped early, 0 failed" in view[-1], view
 
     runs = child_runs(uri)
     assert len({r.data.tags["sweep.trial_id"] for r in runs}) == 4 == len(runs), "a trial got a second MLflow run"

@@ -1,11 +1,13 @@
 """Real sweeps on the local Ray: ASHA stops trials early, failures are reported, MLflow holds the comparison."""
 
+import re
 from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 
 from geosweep.sweep.config import SweepConfig
+from geosweep.sweep.progress import config_label
 from geosweep.sweep.run import run_sweep
 
 pytestmark = pytest.mark.integration
@@ -25,17 +27,32 @@ def children(uri: str, experiment: str):
     return client, parents[0], kids
 
 
-def test_asha_sweep_stops_trials_early_and_lands_in_mlflow(ray_local, mlflow_uri, tiny_config, tmp_path):
+def test_asha_sweep_stops_trials_early_and_lands_in_mlflow(ray_local, mlflow_uri, tiny_config, tmp_path, capsys):
     tiny_config["epochs"] = 4
     spec = sweep_of(
         tiny_config, tmp_path,
         space={"optimizer.lr": {"grid": [1e-2, 3e-3, 3e-5, 1e-5]}},  # good first: later bad ones meet the bar
         scheduler={"name": "asha", "grace_period": 1, "reduction_factor": 2},
+        progress_interval_s=2,
     )  # fmt: skip
     results, table = run_sweep(spec)
     assert len(results) == 4 and not results.errors
     epochs = sorted(result.metrics["epoch"] for result in results)
     assert epochs[0] < 4 and epochs[-1] == 4, f"ASHA stopped no trial early: {epochs}"
+
+    # The console view: plain lines in place of Tune's table, the last one the final state and best trial.
+    output = capsys.readouterr().out
+    view = [line for line in output.splitlines() if line.startswith("[sweep t ")]
+    assert len(view) >= 3 and "\x1b" not in "".join(view)
+    assert "Trial status" not in output and "Configuration for experiment" not in output  # Tune's own tables
+    counts = [[int(n) for n in re.findall(r"(\d+) (?:pending|running|finished|stopped early|failed)", line)] for line in view]
+    assert all(sum(c) == 4 for c in counts) and any(pending and running for pending, running, *_ in counts)
+    state, _, best_part = view[-1].partition("] ")[2].partition(" | ")
+    assert state == f"4 trials: 0 pending, 0 running, {epochs.count(4)} finished, {4 - epochs.count(4)} stopped early, 0 failed"
+    best_of = {config_label(r.config): r.metrics_dataframe["val_acc"].max() for r in results}  # any epoch's
+    best = max(best_of.values())
+    best_labels = {f"best val_acc {best:.4g} ({label})" for label, value in best_of.items() if value == best}
+    assert best_part in best_labels, view[-1]
 
     client, parent, kids = children(mlflow_uri, "tests")
     assert len(kids) == 4
@@ -44,7 +61,7 @@ def test_asha_sweep_stops_trials_early_and_lands_in_mlflow(ray_local, mlflow_uri
         assert steps == list(range(1, len(steps) + 1)) and steps
         assert kid.data.tags["sweep.name"] == "t" and kid.data.tags["sweep.trial_id"]
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
-    assert {"leaderboard.md", "best_config.yaml", "sweep.json"} <= artifacts
+    assert {"leaderboard.md", "best_config.yaml", "sweep.json", "parallel_coordinates.html"} <= artifacts
     board = Path(client.download_artifacts(parent.info.run_id, "leaderboard.md")).read_text()
     assert "stopped early" in board and board.count("| `") == 4
 
@@ -67,4 +84,6 @@ def test_failed_trials_are_reported_and_the_rest_finish(ray_local, mlflow_uri, t
     client, parent, kids = children(mlflow_uri, "tests")
     board = Path(client.download_artifacts(parent.info.run_id, "leaderboard.md")).read_text()
     assert board.count("1 failed") == 3 and "| finished |" in board
+    plot = Path(client.download_artifacts(parent.info.run_id, "parallel_coordinates.html")).read_text()
+    assert '"ticktext":["finished","failed"]' in plot and '"label":"representation"' in plot  # failed trials drawn
     assert parent.info.status == "FINISHED" or client.get_run(parent.info.run_id).info.status == "FAILED"

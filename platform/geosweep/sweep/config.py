@@ -65,9 +65,13 @@ class Domain(_Strict):
         return next(name for name in type(self).model_fields if getattr(self, name) is not None)
 
 
+# Model-based searchers propose one point at a time from their own model of the space: they take no grid.
+SEARCHERS_WITHOUT_GRID = ("optuna", "hyperopt")
+
+
 class SearcherSpec(_Strict):
-    name: Literal["grid", "random", "optuna"] = "grid"
-    num_samples: int = Field(1, ge=1)  # grid/random: repeats of the whole grid; optuna: trials
+    name: Literal["grid", "random", "optuna", "hyperopt"] = "grid"
+    num_samples: int = Field(1, ge=1)  # grid/random: repeats of the whole grid; optuna/hyperopt: trials
 
 
 class SchedulerSpec(_Strict):
@@ -94,13 +98,14 @@ class SweepConfig(_Strict):
     scheduler: SchedulerSpec = SchedulerSpec()
     resources: ResourcesSpec = ResourcesSpec()
     storage_path: str | None = None  # None: ~/ray_results; shared storage (s3://, NFS) on a multi-node cluster
+    progress_interval_s: float = Field(30.0, gt=0)  # the console view prints at most one line per interval
 
     @model_validator(mode="after")
     def _searcher_takes_the_space(self) -> "SweepConfig":
         grids = [path for path, domain in self.space.items() if domain.kind == "grid"]
-        if self.searcher.name == "optuna" and (grids or self.seeds > 1):
+        if self.searcher.name in SEARCHERS_WITHOUT_GRID and (grids or self.seeds > 1):
             what = f"grid over {grids}" if grids else f"seeds: {self.seeds} (a grid over seeds)"
-            raise ValueError(f"searcher 'optuna' cannot take a {what}; use choice, or searcher grid/random")
+            raise ValueError(f"searcher {self.searcher.name!r} cannot take a {what}; use choice, or searcher grid/random")
         return self
 
 

@@ -21,6 +21,7 @@ from geosweep.config import ConfigError, RunConfig, set_values
 from geosweep.ray_local import ensure_ray
 from geosweep.sweep.config import SweepConfig, trial_config
 from geosweep.sweep.leaderboard import write_leaderboard
+from geosweep.sweep.progress import use_progress_view
 from geosweep.sweep.space import decode, param_space
 from geosweep.tracking.mlflow_run import experiment_id, finished_run_metrics, lineage_tags, resolve_tracking_uri
 from geosweep.train.launch import run_training
@@ -79,11 +80,16 @@ def check_storage(storage: str, num_nodes: int) -> None:
 
 
 def searcher(sweep: SweepConfig):
+    """The Tune search algorithm the sweep names, seeded from the base config (None: Tune's BasicVariantGenerator)."""
     if sweep.searcher.name == "optuna":
         from ray.tune.search.optuna import OptunaSearch
 
         return OptunaSearch(seed=sweep.base.seed)
-    return None  # grid and random: Tune's BasicVariantGenerator
+    if sweep.searcher.name == "hyperopt":
+        from ray.tune.search.hyperopt import HyperOptSearch
+
+        return HyperOptSearch(random_state_seed=sweep.base.seed)
+    return None  # grid and random
 
 
 def scheduler(sweep: SweepConfig):
@@ -130,6 +136,8 @@ def run_sweep(sweep: SweepConfig, resume: bool = False) -> tuple[tune.ResultGrid
     )
     storage = sweep.storage_path or os.path.expanduser("~/ray_results")
     check_storage(storage, sum(node["Alive"] for node in ray.nodes()))
+    # Before restore too: a restored sweep keeps its saved reporter, which needs the output engine this selects.
+    output = use_progress_view(sweep.name, sweep.base.epochs, sweep.progress_interval_s)
     if resume:  # finished trials keep their results; unfinished ones continue from their last checkpoint
         tuner = tune.Tuner.restore(f"{storage.rstrip('/')}/{sweep.name}", trainable, resume_unfinished=True)
     else:
@@ -140,7 +148,7 @@ def run_sweep(sweep: SweepConfig, resume: bool = False) -> tuple[tune.ResultGrid
                 metric=sweep.metric, mode=sweep.mode, search_alg=searcher(sweep), scheduler=scheduler(sweep),
                 num_samples=sweep.searcher.num_samples, max_concurrent_trials=max_concurrent_trials(sweep, ray.cluster_resources()),
             ),
-            run_config=tune.RunConfig(name=sweep.name, storage_path=storage),
+            run_config=tune.RunConfig(name=sweep.name, storage_path=storage, **output),  # output: the view, not Tune's table
         )  # fmt: skip
     results = tuner.fit()
     return results, write_leaderboard(sweep, results, uri, parent_run_id)
