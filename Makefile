@@ -19,7 +19,7 @@ quickstart: setup
 
 # The default test suite (unit + integration on a real local Ray and MLflow).
 test: setup
-	$(VENV)/bin/python -m pytest -m "not slow"
+	$(VENV)/bin/python -m pytest -m "not slow" --durations=20
 
 bench: setup
 	$(VENV)/bin/python -m geosweep.bench.overhead
