@@ -200,3 +200,13 @@ def scale_divisor(aligned: Tensor, points: Tensor, rule: ScaleRule) -> Tensor:
     mean_sq = sq.mean(dim=1)
     # Selecting before the square root keeps sqrt(0)'s infinite slope out of backward.
     return torch.where(mean_sq > floor.double().square(), mean_sq, torch.inf).sqrt()
+
+
+def pca_invariances(reflection: bool, scale: bool) -> frozenset[str]:
+    """What a PCA-frame representation is invariant to: always translation, rotation and permutation."""
+    declared = {"translation", "rotation", "permutation"}
+    if reflection:
+        declared.add("reflection")
+    if scale:
+        declared.add("scale")
+    return frozenset(declared)

@@ -9,7 +9,9 @@ import torch
 from torch import Tensor
 
 from geosweep.registry import REPRESENTATIONS
-from geosweep.representations.base import Representation, check_clouds, principal_axes, scale_divisor
+from geosweep.representations.base import (
+    Representation, check_clouds, pca_invariances, principal_axes, scale_divisor,
+)
 
 
 @REPRESENTATIONS.register("fa")
@@ -44,12 +46,7 @@ class FrameAveraging(Representation):
         self.stochastic = stochastic
         self.scale = scale
         self.deterministic = not stochastic
-        declared = {"translation", "rotation", "permutation"}
-        if group == "o3":
-            declared.add("reflection")
-        if scale != "none":
-            declared.add("scale")
-        self.invariances = frozenset(declared)
+        self.invariances = pca_invariances(reflection=group == "o3", scale=scale != "none")
 
     def forward(self, points: Tensor) -> Tensor:
         """Compute all (or, stochastic in training, one random) frame elements.

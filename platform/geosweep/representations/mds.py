@@ -16,7 +16,7 @@ from torch import Tensor
 
 from geosweep.registry import REPRESENTATIONS
 from geosweep.representations.base import (
-    Representation, SignRule, check_clouds, column_signs, principal_axes, scale_divisor,
+    Representation, SignRule, check_clouds, column_signs, pca_invariances, principal_axes, scale_divisor,
 )
 
 # A radius at or below this many ulps of the cloud's magnitude is round-off, not shape.
@@ -59,12 +59,7 @@ class TinvMDS(Representation):
         self.sign_rule = sign_rule
         self.scale = scale
         self.orientation = orientation
-        declared = {"translation", "rotation", "permutation"}
-        if orientation == "o3":
-            declared.add("reflection")
-        if scale != "none":
-            declared.add("scale")
-        self.invariances = frozenset(declared)
+        self.invariances = pca_invariances(reflection=orientation == "o3", scale=scale != "none")
 
     def forward(self, points: Tensor) -> Tensor:
         """Canonicalise each cloud, batched over B.
