@@ -131,7 +131,7 @@ def test_log_likelihood_is_the_sum_of_the_step_log_probs_and_visited_nodes_are_m
     torch.testing.assert_close(total, log_likelihood)
 
 
-@pytest.mark.parametrize("targets", [["head"], ["encoder"]])
+@pytest.mark.parametrize("targets", [["head"], ["encoder"], ["decoder"]])
 @pytest.mark.parametrize("num_frames", [1, 4])
 def test_hypernetwork_generates_the_target_layers_per_instance(targets, num_frames):
     hyper = HYPERNETS.build("mip", {**TINY_HYPERNET, "targets": targets}, target=tiny_model(), in_channels=2)
