@@ -77,7 +77,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         state = load_state(checkpoint)
         training.model.load_state_dict(state["model"])
         training.optimizer.load_state_dict(state["optimizer"])
-        training.load_state_dict(state["task"])
+        training.load_state_dict(state.get("task", {}))  # checkpoints written before tasks had state lack it
         start_epoch = state["epoch"] + 1
         if logger:
             logger.set_tag("resumed_from_epoch", str(state["epoch"]))
