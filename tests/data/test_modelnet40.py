@@ -6,6 +6,7 @@ import h5py
 import numpy as np
 import pytest
 
+from geosweep.config import ConfigError, parse_run_config
 from geosweep.data.modelnet40 import modelnet40
 from geosweep.registry import DATASETS
 
@@ -49,7 +50,7 @@ def release(tmp_path: Path) -> Path:
     return write_release(tmp_path / "modelnet40_ply_hdf5_2048")
 
 
-def load(path: Path, **kwargs):
+def load(path: Path | str, **kwargs):
     return modelnet40(seed=kwargs.pop("seed", 0), path=str(path), **{"num_points": 16, **kwargs})
 
 
@@ -139,6 +140,29 @@ def test_registry_build_and_validation(release):
         DATASETS.validate_kwargs("modelnet40", {"path": str(release), "subsample": "fps"})
     with pytest.raises(ValueError, match="path"):
         DATASETS.validate_kwargs("modelnet40", {})
+
+
+def test_file_uri_gives_the_same_arrays_as_the_path(release, tmp_path, monkeypatch):
+    monkeypatch.setenv("GEOSWEEP_DATA_CACHE_DIR", str(tmp_path / "cache"))
+    from_path, from_uri = load(release), load(release.as_uri())
+    for name in ("train", "val", "test"):
+        np.testing.assert_array_equal(getattr(from_uri, name).points, getattr(from_path, name).points)
+        np.testing.assert_array_equal(getattr(from_uri, name).labels, getattr(from_path, name).labels)
+    assert from_uri.class_names == from_path.class_names
+    assert len(list((tmp_path / "cache").glob("modelnet40_ply_hdf5_2048-*/ply_data_train0.h5"))) == 1
+
+
+def test_unsupported_uri_scheme_fails_config_validation():
+    raw = {
+        "dataset": {"name": "modelnet40", "kwargs": {"path": "s3x://bucket/x"}},
+        "representation": {"name": "raw"},
+        "backbone": {"name": "pointnet"},
+        "epochs": 1,
+    }
+    with pytest.raises(ConfigError, match=r"dataset\.kwargs\.path: 's3x://bucket/x': unsupported URI scheme 's3x'"):
+        parse_run_config(raw)
+    raw["dataset"]["kwargs"]["path"] = "s3://bucket/x"  # checked by its scheme alone: nothing is fetched
+    assert parse_run_config(raw).dataset.kwargs["path"] == "s3://bucket/x"
 
 
 # --- errors: each names the file and what was expected ---

@@ -4,7 +4,8 @@ The release is a directory of `ply_data_train*.h5` / `ply_data_test*.h5`
 files, listed in `train_files.txt` / `test_files.txt`, each holding `data`
 (B, 2048, 3) float32 and `label` (B, 1) integers; `shape_names.txt` names the
 classes. Clouds come in canonical pose: rotation protocols are applied
-afterwards (`geosweep.data.rotations`).
+afterwards (`geosweep.data.rotations`). The directory may be a URI
+(`s3://...`): each node then reads its own cached copy (`geosweep.data.sources`).
 
 Every format problem is reported as an error naming the offending file and
 what was expected, before any training starts.
@@ -12,19 +13,25 @@ what was expected, before any training starts.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Literal
 
 import h5py
 import numpy as np
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
+from geosweep.data.sources import check_source, local_copy
 from geosweep.data.splits import PointCloudSplits, Split
 from geosweep.registry import DATASETS
 
 # Independent random streams derived from the seed: changing val_fraction
 # leaves the subsampled points alone, and vice versa.
 _TRAIN_STREAM, _TEST_STREAM, _VAL_STREAM = 0, 1, 2
+
+_PATH_FIELD = "dataset.kwargs.path"
+# A URI's scheme is checked when the config is validated, before Ray starts; nothing is fetched then.
+_ReleasePath = Annotated[str, AfterValidator(partial(check_source, field=_PATH_FIELD))]
 
 
 def _listed_files(directory: Path, list_name: str) -> list[Path]:
@@ -156,7 +163,7 @@ def _take(split: Split, index: np.ndarray | slice) -> Split:
 @DATASETS.register("modelnet40")
 def modelnet40(
     seed: Annotated[int, Field(ge=0)],
-    path: str,
+    path: _ReleasePath,
     num_points: Annotated[int, Field(ge=16, le=2048)] = 1024,
     val_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.1,
     subsample: Literal["first", "random"] = "random",
@@ -170,7 +177,9 @@ def modelnet40(
     Args:
         seed: fixes the validation split and the random subsampling.
         path: the directory holding the .h5 files, `train_files.txt`,
-            `test_files.txt` and optionally `shape_names.txt`.
+            `test_files.txt` and optionally `shape_names.txt`; or a URI of it
+            (`s3://`, `gs://`, `file://`, ...), fetched once per node into the
+            local cache of `geosweep.data.sources.local_copy`.
         num_points: points kept per cloud, in [16, 2048].
         val_fraction: fraction of each class of the official train files held
             out for validation, in [0, 1).
@@ -187,10 +196,13 @@ def modelnet40(
 
     Raises:
         FileNotFoundError: the directory, a list file or a listed file is missing.
-        ValueError: a file is not HDF5, lacks `data`/`label`, has wrong shapes,
-            too few points, labels out of range or non-finite coordinates.
+        OSError: a URI cannot be listed or read.
+        ValueError: an unsupported URI scheme; a file is not HDF5, lacks
+            `data`/`label`, has wrong shapes, too few points, labels out of
+            range or non-finite coordinates.
     """
-    directory = Path(path).expanduser()
+    # Every rank builds the dataset in its own Train worker, so each node fetches a URI once, into its own cache.
+    directory = local_copy(path, field=_PATH_FIELD).expanduser()
     if not directory.is_dir():
         raise FileNotFoundError(f"modelnet40: directory {directory} does not exist")
     names = _class_names(directory)
