@@ -5,11 +5,15 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import shutil
+import subprocess
+from pathlib import PurePosixPath
 
 import pytest
 import ray
 import yaml
 from croniter import croniter
+from ray.autoscaler._private.kuberay.autoscaling_config import _derive_autoscaling_config_from_ray_cr
 
 from nightly_submission import REPO_ROOT, check_nightly_submission
 
@@ -53,11 +57,12 @@ def test_kuberay_version_is_stated_and_the_crd_is_ray_io_v1(ray_cluster):
     assert ray_cluster["spec"]["rayVersion"] == ray.__version__
 
 
-def test_every_ray_pod_runs_the_pinned_gpu_image_with_resources_shm_and_the_token(ray_cluster):
-    service_accounts = {load("raycluster.yaml")["ServiceAccount"]["metadata"]["name"]}
+def test_every_ray_pod_runs_the_pinned_image_with_resources_shm_and_the_token(ray_cluster):
+    service_accounts = {load("serviceaccount.yaml")["ServiceAccount"]["metadata"]["name"]}
     for group, spec in pod_specs(ray_cluster).items():
         (container,) = spec["containers"]
-        assert container["image"] == f"rayproject/ray:{ray.__version__}-py311-gpu", group
+        flavour = "gpu" if group == "gpu-workers" else "cpu"  # only the GPU workers run CUDA
+        assert container["image"] == f"rayproject/ray:{ray.__version__}-py311-{flavour}", group
         assert container["resources"]["requests"] and container["resources"]["limits"], group
         assert token_from_secret(container["env"]), f"{group}: RAY_AUTH_TOKEN must come from {AUTH_SECRET}"
         assert {"name": "metrics", "containerPort": 8080} in container["ports"], group  # podmonitor.yaml scrapes it
@@ -120,3 +125,68 @@ def test_nightly_cronjob_submits_to_the_head_service_with_the_clusters_token(ray
     assert words[words.index("--address") + 1] == "$RAY_ADDRESS"
     runtime_env = words[words.index("--runtime-env-json") + 1]
     assert "--pip" in runtime_env  # the images hold Ray only: the job brings geosweep's dependencies
+
+
+def env_value(container: dict, name: str) -> str:
+    (value,) = [e["value"] for e in container["env"] if e["name"] == name]
+    return value
+
+
+def mounted_file(spec: dict, container: dict, path: str) -> tuple[str, str]:
+    """(ConfigMap name, key) of the ConfigMap file that `container` sees, read-only, at `path`."""
+    path = PurePosixPath(path)
+    (mount,) = [m for m in container["volumeMounts"] if PurePosixPath(m["mountPath"]) in path.parents]
+    assert mount.get("readOnly") is True and "subPath" not in mount  # a subPath mount never sees an update
+    (volume,) = [v for v in spec["volumes"] if v["name"] == mount["name"]]
+    relative = str(path.relative_to(mount["mountPath"]))
+    keys = {item["path"]: item["key"] for item in volume["configMap"].get("items", [])}
+    return volume["configMap"]["name"], keys.get(relative, relative)
+
+
+def test_kustomization_applies_the_manifests_and_ships_raycluster_yaml_to_the_head(ray_cluster):
+    kustomization = yaml.safe_load((KUBERAY / "kustomization.yaml").read_text())
+    assert all((KUBERAY / name).is_file() for name in kustomization["resources"])
+    # Every manifest here is applied by `kubectl apply -k`, except the CronJob: one of three nightly schedulers.
+    manifests = {p.name for p in KUBERAY.glob("*.yaml")} - {"kustomization.yaml"}
+    assert set(kustomization["resources"]) == manifests - {"nightly-cronjob.yaml"}
+    (generator,) = kustomization["configMapGenerator"]
+    assert generator["files"] == ["raycluster.yaml"]
+    assert generator["namespace"] == ray_cluster["metadata"]["namespace"]
+    # Kustomize does not rename references inside a RayCluster: the name must stay as written.
+    assert kustomization["generatorOptions"]["disableNameSuffixHash"] is True
+
+    head = pod_specs(ray_cluster)["head"]
+    (container,) = head["containers"]
+    path = env_value(container, "GEOSWEEP_AUTOSCALING_CONFIG")
+    assert mounted_file(head, container, path) == (generator["name"], "raycluster.yaml")
+
+
+def test_admission_reads_the_full_scale_node_types_from_the_mounted_manifest():
+    # What geosweep reads on the head: one YAML document, through Ray's own KubeRay translation.
+    autoscaling = _derive_autoscaling_config_from_ray_cr(yaml.safe_load((KUBERAY / "raycluster.yaml").read_text()))
+    types = autoscaling["available_node_types"]
+    assert types["gpu-workers"]["resources"]["GPU"] == 4 and types["gpu-workers"]["max_workers"] == 12
+    assert types["gpu-workers"]["min_workers"] == 0  # admission must not need the GPU pods to exist
+    assert types["trial-drivers"]["resources"]["trial_driver"] == 100
+    assert types["headgroup"]["resources"]["CPU"] == 0
+
+
+def test_gpu_workers_cache_datasets_on_a_pod_volume(ray_cluster):
+    spec = pod_specs(ray_cluster)["gpu-workers"]
+    (container,) = spec["containers"]
+    cache = env_value(container, "GEOSWEEP_DATA_CACHE_DIR")
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == cache]
+    (volume,) = [v for v in spec["volumes"] if v["name"] == mount["name"]]
+    assert "medium" not in volume["emptyDir"]  # on the node's disk: a memory-backed cache would eat the pod's RAM
+    assert volume["emptyDir"]["sizeLimit"]
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="needs kubectl (kustomize)")
+def test_kubectl_kustomize_builds_the_configmap_from_the_file_as_written():
+    built = subprocess.run(["kubectl", "kustomize", str(KUBERAY)], capture_output=True, text=True, check=True)
+    documents = {(doc["kind"], doc["metadata"]["name"]): doc for doc in yaml.safe_load_all(built.stdout)}
+    configmap = documents[("ConfigMap", "geosweep-raycluster")]
+    assert configmap["data"] == {"raycluster.yaml": (KUBERAY / "raycluster.yaml").read_text()}
+    head = documents[("RayCluster", "geosweep")]["spec"]["headGroupSpec"]["template"]["spec"]
+    assert [v["configMap"]["name"] for v in head["volumes"] if "configMap" in v] == ["geosweep-raycluster"]
+    assert ("ServiceAccount", "geosweep-ray") in documents and ("PodMonitor", "geosweep-ray") in documents
