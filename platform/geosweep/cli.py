@@ -113,8 +113,15 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
 def train_command(config: RunConfig, storage_path: str | None) -> int:
     import ray.train
 
-    from geosweep.train.launch import run_training  # imports Ray and torch: keep `validate` fast
+    from geosweep.ray_local import ensure_ray
+    from geosweep.train.launch import check_run, run_training  # imports Ray and torch: keep `validate` fast
 
+    ensure_ray()
+    try:
+        check_run(config, storage_path, what="geosweep train", storage_field="--storage-path")
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     try:
         result = run_training(config, storage_path=storage_path)
     except ray.train.TrainingFailedError as err:

@@ -8,7 +8,7 @@ never minutes later inside a Ray worker.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import pydantic
 import yaml
@@ -92,8 +92,18 @@ class ScalingSpec(_Strict):
     num_workers: int = Field(2, ge=1)
     use_gpu: bool = False  # each worker then holds one whole GPU and uses nccl
     cpus_per_worker: float = Field(1.0, gt=0)  # fractional on small machines
-    # How Ray places the workers: STRICT_SPREAD puts each on its own node (PACK: as few nodes as possible).
+    # Other resources each worker holds, e.g. {accelerator_type:A10G: 0.001} or a custom accelerator resource.
+    resources_per_worker: dict[str, Annotated[float, Field(gt=0)]] = {}
+    # How Ray places the workers: PACK keeps them on as few nodes as possible (one, when one node has
+    # enough GPUs), SPREAD prefers distinct nodes, STRICT_* insist.
     placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
+
+    @field_validator("resources_per_worker")
+    @classmethod
+    def _not_cpu_or_gpu(cls, resources: dict[str, float]) -> dict[str, float]:
+        for name in set(resources) & {"CPU", "GPU"}:
+            raise ValueError(f"{name} is set by {'cpus_per_worker' if name == 'CPU' else 'use_gpu'}, not here")
+        return resources
 
 
 class FailureSpec(_Strict):

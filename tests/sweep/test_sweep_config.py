@@ -9,7 +9,7 @@ from ray.tune.search.variant_generator import generate_variants
 
 from geosweep.config import ConfigError
 from geosweep.sweep.config import SweepConfig, load_sweep_config, trial_config, validate_every_trial
-from geosweep.sweep.run import max_concurrent_trials, searcher
+from geosweep.sweep.run import searcher
 from geosweep.sweep.space import decode, label, param_space
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -104,18 +104,6 @@ def test_validation_builds_every_trial_and_names_a_bad_one(tiny_config):
         validate_every_trial(bad)
 
 
-def test_concurrency_fits_the_cluster_or_fails_clearly(tiny_config):
-    spec = sweep(tiny_config)  # 2 workers x 0.5 CPU + 0.05 for the trial driver
-    assert max_concurrent_trials(spec, {"CPU": 2}) == 1
-    assert max_concurrent_trials(spec, {"CPU": 8}) == 7
-    with pytest.raises(ConfigError, match=r"a trial needs 1.05 CPUs .* the cluster has 1"):
-        max_concurrent_trials(spec, {"CPU": 1})
-    pinned = sweep(tiny_config, resources={"trial_driver_resources": {"trial_driver": 0.01}})
-    with pytest.raises(ConfigError, match=r"trial drivers need \{'trial_driver': 0.01\}, which no node"):
-        max_concurrent_trials(pinned, {"CPU": 8})
-    assert max_concurrent_trials(pinned, {"CPU": 8, "trial_driver": 100}) == 7
-
-
 def test_shipped_sweeps_validate_and_name_their_command():
     for path in sorted((REPO_ROOT / "configs" / "sweeps").glob("*.yaml")):
         assert validate_every_trial(load_sweep_config(path)) >= 1
@@ -142,12 +130,3 @@ def test_searchers_and_schedulers_are_real_tune_objects(tiny_config):
     kinds = {"fifo": FIFOScheduler, "asha": ASHAScheduler, "median_stop": MedianStoppingRule}
     for name, kind in kinds.items():
         assert isinstance(scheduler(sweep(tiny_config, scheduler={"name": name})), kind)
-
-
-def test_a_head_local_storage_path_is_refused_on_several_nodes():
-    from geosweep.sweep.run import check_storage
-
-    check_storage("/tmp/results", num_nodes=1)
-    check_storage("s3://bucket/sweeps", num_nodes=4)
-    with pytest.raises(ConfigError, match=r"storage_path '/tmp/results' is local to the head, but the cluster has 3 nodes"):
-        check_storage("/tmp/results", num_nodes=3)

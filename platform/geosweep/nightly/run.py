@@ -23,7 +23,8 @@ from geosweep.nightly.figures import measure
 from geosweep.nightly.report import Night, html_page, markdown
 from geosweep.nightly.suite import PlannedFigure, PlannedRun, SuiteConfig, load_suite, plan
 from geosweep.tracking.mlflow_run import experiment_id, resolve_tracking_uri
-from geosweep.train.launch import run_training
+from geosweep.ray_local import ensure_ray
+from geosweep.train.launch import check_run, run_training
 
 
 def run_nightly(suite: SuiteConfig, date: str, out: TextIO = sys.stdout) -> int:
@@ -34,8 +35,16 @@ def run_nightly(suite: SuiteConfig, date: str, out: TextIO = sys.stdout) -> int:
 
     Returns:
         The exit status: 0 passed, 1 regressed (a metric, or a failed entry).
+
+    Raises:
+        ConfigError: an entry cannot run on this cluster (it does not fit, or storage or tracking would not last).
     """
     entries = plan(suite)
+    ensure_ray()
+    for entry in entries:  # before the night's parent run: a night that cannot run leaves no trace
+        if isinstance(entry, PlannedRun):
+            what = f"nightly entry {entry.name!r}"
+            check_run(entry.config, suite.storage_path, what=what, storage_field="storage_path", tracking_field="tracking_uri")
     client = MlflowClient(resolve_tracking_uri(suite.tracking_uri))
     experiment = experiment_id(client, suite.experiment)  # created here, before any worker opens the store
     parent = store.start_night(client, experiment, suite.name, date, yaml.safe_dump(suite.model_dump(mode="json")))
@@ -111,11 +120,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="the night's date, YYYY-MM-DD (default: today in UTC, as the schedule's submission id)")  # fmt: skip
     args = parser.parse_args(argv)
     try:
-        suite = load_suite(args.config, args.overrides)
+        return run_nightly(load_suite(args.config, args.overrides), args.date)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    return run_nightly(suite, args.date)
 
 
 if __name__ == "__main__":

@@ -7,17 +7,17 @@ drivers would hold every CPU and their workers could never start.
 
 from __future__ import annotations
 
-import math
 import os
 from typing import Any
 
-import ray
 from mlflow.tracking import MlflowClient
 from ray import tune
 from ray.tune.integration.ray_train import TuneReportCallback
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule
 
-from geosweep.config import ConfigError, RunConfig, set_values
+from geosweep.cluster.admission import TrialDemand
+from geosweep.cluster.preflight import preflight
+from geosweep.config import RunConfig, set_values
 from geosweep.ray_local import ensure_ray
 from geosweep.sweep.config import SweepConfig, trial_config
 from geosweep.sweep.leaderboard import write_leaderboard
@@ -48,35 +48,27 @@ def run_trial(sampled: dict[str, Any], sweep: dict[str, Any], parent_run_id: str
     )
 
 
-def max_concurrent_trials(sweep: SweepConfig, cluster: dict[str, float]) -> int:
-    """Trials that fit the cluster's resources at once (at most resources.max_concurrent_trials).
+def trial_demand(sweep: SweepConfig) -> TrialDemand:
+    """One trial: its Train workers plus the Tune trial driver that runs their TorchTrainer."""
+    driver = {"CPU": sweep.resources.trial_driver_cpus, **sweep.resources.trial_driver_resources}
+    return TrialDemand.of(sweep.base.scaling, driver=driver)
+
+
+def admitted_trials(sweep: SweepConfig) -> int:
+    """Concurrent trials: what the cluster holds at full scale, at most resources.max_concurrent_trials.
 
     Raises:
-        ConfigError: not even one trial fits, so the sweep would wait forever.
+        ConfigError: not even one trial fits, or storage_path or the tracking URI cannot work on this cluster.
     """
-    missing = {k: v for k, v in sweep.resources.trial_driver_resources.items() if cluster.get(k, 0) < v}
-    if missing:
-        raise ConfigError(f"sweep {sweep.name!r}: trial drivers need {missing}, which no node of this cluster offers")
-    cpus = cluster.get("CPU", 0)
-    scaling = sweep.base.scaling
-    per_trial = scaling.num_workers * scaling.cpus_per_worker + sweep.resources.trial_driver_cpus
-    if per_trial > cpus:
-        raise ConfigError(
-            f"sweep {sweep.name!r}: a trial needs {per_trial:g} CPUs ({scaling.num_workers} workers x "
-            f"{scaling.cpus_per_worker:g} + {sweep.resources.trial_driver_cpus:g} for its driver) but the cluster "
-            f"has {cpus:g}: lower scaling.cpus_per_worker or scaling.num_workers"
-        )
-    fit = max(1, math.floor(cpus / per_trial + 1e-9))
+    fit = preflight(
+        f"sweep {sweep.name!r}",
+        trial_demand(sweep),
+        storage_path=sweep.storage_path,
+        storage_field="storage_path",
+        tracking_uri=sweep.base.tracking.tracking_uri,
+        tracking_field="base.tracking.tracking_uri",
+    )
     return min(fit, sweep.resources.max_concurrent_trials or fit)
-
-
-def check_storage(storage: str, num_nodes: int) -> None:
-    """Every node writes checkpoints to storage_path: on several nodes it must be shared."""
-    if num_nodes > 1 and "://" not in storage:
-        raise ConfigError(
-            f"storage_path {storage!r} is local to the head, but the cluster has {num_nodes} nodes: "
-            "use shared storage (s3://..., gs://..., or an NFS mount given as file://...)"
-        )
 
 
 def searcher(sweep: SweepConfig):
@@ -126,16 +118,16 @@ def run_sweep(sweep: SweepConfig, resume: bool = False) -> tuple[tune.ResultGrid
         Tune's result grid (failed trials are in `.errors`) and the leaderboard as markdown.
     """
     ensure_ray()
+    concurrency = admitted_trials(sweep)  # before anything is recorded: a sweep that cannot run leaves no trace
     # Trials run in other processes (other nodes): pin the tracking URI the driver resolved.
     uri = resolve_tracking_uri(sweep.base.tracking.tracking_uri)
     sweep = SweepConfig.model_validate(set_values(sweep.model_dump(mode="json"), {"base.tracking.tracking_uri": uri}))
     uri, parent_run_id = start_parent_run(sweep)
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, sweep=sweep.model_dump(mode="json"), parent_run_id=parent_run_id),
-        {"CPU": sweep.resources.trial_driver_cpus, **sweep.resources.trial_driver_resources},
+        dict(trial_demand(sweep).driver),
     )
     storage = sweep.storage_path or os.path.expanduser("~/ray_results")
-    check_storage(storage, sum(node["Alive"] for node in ray.nodes()))
     # Before restore too: a restored sweep keeps its saved reporter, which needs the output engine this selects.
     output = use_progress_view(sweep.name, sweep.base.epochs, sweep.progress_interval_s)
     if resume:  # finished trials keep their results; unfinished ones continue from their last checkpoint
@@ -146,7 +138,7 @@ def run_sweep(sweep: SweepConfig, resume: bool = False) -> tuple[tune.ResultGrid
             param_space=param_space(sweep),
             tune_config=tune.TuneConfig(
                 metric=sweep.metric, mode=sweep.mode, search_alg=searcher(sweep), scheduler=scheduler(sweep),
-                num_samples=sweep.searcher.num_samples, max_concurrent_trials=max_concurrent_trials(sweep, ray.cluster_resources()),
+                num_samples=sweep.searcher.num_samples, max_concurrent_trials=concurrency,
             ),
             run_config=tune.RunConfig(name=sweep.name, storage_path=storage, **output),  # output: the view, not Tune's table
         )  # fmt: skip

@@ -9,6 +9,8 @@ from typing import Any
 import ray.train
 from ray.train.torch import TorchTrainer
 
+from geosweep.cluster.admission import TrialDemand, worker_resources
+from geosweep.cluster.preflight import preflight
 from geosweep.config import RunConfig
 from geosweep.ray_local import ensure_ray
 from geosweep.tracking import end_run, start_run
@@ -18,6 +20,24 @@ from geosweep.train.loop import train_loop_per_worker
 def run_name_for(config: RunConfig) -> str:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return f"{config.representation.name}-{config.backbone.name}-{config.hypernet.name}-s{config.seed}-{stamp}"
+
+
+def check_run(
+    config: RunConfig, storage_path: str | Path | None, *, what: str, storage_field: str, tracking_field: str = "tracking.tracking_uri"
+) -> None:
+    """A run on this cluster fits, and its checkpoints and MLflow record outlive it (Ray must be initialised).
+
+    Raises:
+        ConfigError: naming the field that cannot work here.
+    """
+    preflight(
+        what,
+        TrialDemand.of(config.scaling),
+        storage_path=str(storage_path) if storage_path else None,
+        storage_field=storage_field,
+        tracking_uri=config.tracking.tracking_uri,
+        tracking_field=tracking_field,
+    )
 
 
 def run_training(
@@ -65,7 +85,7 @@ def run_training(
         scaling_config=ray.train.ScalingConfig(
             num_workers=scaling.num_workers,
             use_gpu=scaling.use_gpu,
-            resources_per_worker={"CPU": scaling.cpus_per_worker, **({"GPU": 1} if scaling.use_gpu else {})},
+            resources_per_worker=worker_resources(scaling),
             placement_strategy=scaling.placement_strategy,
         ),
         run_config=ray.train.RunConfig(
