@@ -5,46 +5,21 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-import psutil
 import pytest
 import ray
 import yaml
 from mlflow.tracking import MlflowClient
 
+from geosweep.localhost import free_port, stop_processes_mentioning
+
 pytestmark = pytest.mark.integration
 BIN = Path(sys.executable).parent
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def stop_processes_mentioning(marker: str) -> None:
-    """Stop the head we started: processes whose command line names our temp dir, and their children."""
-    ours = [p for p in psutil.process_iter(["cmdline"]) if marker in " ".join(p.info["cmdline"] or [])]
-    family = {p.pid: p for p in ours}
-    for p in ours:
-        try:
-            family.update({c.pid: c for c in p.children(recursive=True)})
-        except psutil.NoSuchProcess:
-            pass
-    for p in family.values():
-        try:
-            p.terminate()
-        except psutil.NoSuchProcess:
-            pass
-    _, alive = psutil.wait_procs(family.values(), timeout=15)
-    for p in alive:
-        p.kill()
 
 
 @pytest.fixture(scope="module")

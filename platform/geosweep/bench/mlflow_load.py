@@ -17,21 +17,15 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
 from geosweep.tracking.mlflow_run import EpochLogger, experiment_id
+from geosweep.tracking.server import local_server
 
 EPOCH_METRICS = ("train_loss", "val_acc", "test_acc", "epoch_seconds", "samples_per_sec")
 
@@ -91,47 +85,6 @@ def run_load(uri: str, writers: int, epochs: int) -> Load:
     written = writers * epochs * len(EPOCH_METRICS)
     first_error = next((message for _, message in outcomes if message), "")
     return Load(written, written - found, sum(count for count, _ in outcomes), seconds, first_error)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def local_server(workdir: Path) -> Iterator[str]:
-    """An `mlflow server` on 127.0.0.1 over a fresh SQLite file in `workdir`; yields its URI.
-
-    Stopped by its PID: it runs in its own session, so the signal reaches its workers and nothing else.
-    """
-    port = free_port()
-    command = [
-        str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
-        "--backend-store-uri", f"sqlite:///{workdir / 'server.db'}", "--artifacts-destination", str(workdir / "artifacts"),
-    ]  # fmt: skip
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # 2 processes instead of 9
-    log = workdir / "server.log"
-    with log.open("w") as out:
-        server = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
-                    break
-            except OSError:
-                if server.poll() is not None or time.time() > deadline:
-                    raise RuntimeError(f"mlflow server did not start; its log ends:\n{log.read_text()[-2000:]}") from None
-                time.sleep(0.5)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
 
 
 def main() -> None:
