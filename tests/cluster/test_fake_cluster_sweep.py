@@ -112,3 +112,25 @@ def test_the_gpu_study_scales_up_from_zero_runs_every_trial_and_scales_back_down
         # Idle accelerator nodes go away again; the on-demand driver node stays (min_workers 1).
         cluster.wait_for(lambda: cluster.node_counts().get(WORKERS, 0) == 0, 180, "idle accelerator nodes to scale down")
         assert cluster.node_counts().get("trial_drivers") == 1
+
+
+@pytest.mark.slow
+def test_the_smoke_nightly_passes_on_the_autoscaling_cluster_with_shared_storage(tmp_path):
+    if ray.is_initialized():
+        ray.shutdown()
+    with local_server(tmp_path) as tracking_uri, FakeCluster(CLUSTER_SHAPE) as cluster:
+        runtime_env = tmp_path / "runtime_env.yaml"
+        runtime_env.write_text(yaml.safe_dump({"env_vars": {"MLFLOW_TRACKING_URI": tracking_uri}}))
+        shared = (tmp_path / "shared").as_uri()
+        job = ["python", "jobs/nightly.py", "--config", "configs/nightly/smoke.yaml", "--date", "2026-12-01"]
+        job += ["--set", f"storage_path={shared}"]  # the suite's s3:// storage, as a shared file:// mount
+        done = cluster.submit(job, working_dir=REPO_ROOT, runtime_env=runtime_env, submission_id="nightly-2026-12-01")
+        assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+
+        client = MlflowClient(tracking_uri)
+        runs = client.search_runs([client.get_experiment_by_name("nightly").experiment_id])
+        (night,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+        entries = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == night.info.run_id]
+        assert night.info.status == "FINISHED" and len(entries) == 4
+        assert all(r.info.status == "FINISHED" for r in entries)
+    assert list((tmp_path / "shared").rglob("checkpoint_*")), "the nightly's training runs kept no checkpoint in shared storage"

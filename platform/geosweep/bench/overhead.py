@@ -33,21 +33,28 @@ BENCH_EXPERIMENT = "bench"
 DEFAULT_CONFIG = Path(__file__).resolve().parents[3] / "configs" / "train" / "shapes_pointnet_tinv.yaml"
 
 
-def geosweep_epochs(config_path: Path, overrides: list[str], workdir: Path) -> tuple[float, list[float], list[float]]:
+def geosweep_epochs(
+    config_path: Path, overrides: list[str], workdir: Path, storage_path: str | None = None, tracking_uri: str | None = None
+) -> tuple[float, list[float], list[float]]:
     """Run `geosweep train` in a fresh process.
+
+    Args:
+        storage_path, tracking_uri: where the run writes (default: in `workdir`); on a
+            cluster, shared ones, since its worker may run on another node.
 
     Returns:
         (seconds from launch to the first epoch in MLflow, seconds between consecutive
         epochs, seconds of each epoch's training phase alone).
     """
-    uri = f"sqlite:///{workdir / 'mlflow.db'}"
-    command = [sys.executable, "-m", "geosweep.cli", "train", str(config_path), "--storage-path", str(workdir / "ray")]
+    uri = tracking_uri or f"sqlite:///{workdir / 'mlflow.db'}"
+    command = [sys.executable, "-m", "geosweep.cli", "train", str(config_path), "--storage-path", storage_path or str(workdir / "ray")]
     for item in overrides:
         command += ["--set", item]
     launched = time.time()
     subprocess.run(command, check=True, env={**os.environ, "MLFLOW_TRACKING_URI": uri})
     client = MlflowClient(uri)
-    (run,) = client.search_runs([client.get_experiment_by_name(BENCH_EXPERIMENT).experiment_id])
+    experiment = client.get_experiment_by_name(BENCH_EXPERIMENT).experiment_id
+    (run,) = client.search_runs([experiment], order_by=["attributes.start_time DESC"], max_results=1)  # this one's
     stamps = [m.timestamp / 1000 for m in sorted(client.get_metric_history(run.info.run_id, "val_acc"), key=lambda m: m.step)]
     train_phase = [m.value for m in client.get_metric_history(run.info.run_id, "epoch_seconds")]
     return stamps[0] - launched, [b - a for a, b in zip(stamps, stamps[1:])], train_phase[1:]
@@ -93,7 +100,15 @@ class Overhead:
 
 
 def measure_overhead(
-    config_path: Path, *, epochs: int, warmup: int, num_points: int, train_per_class: int, threads: int
+    config_path: Path,
+    *,
+    epochs: int,
+    warmup: int,
+    num_points: int,
+    train_per_class: int,
+    threads: int,
+    storage_path: str | None = None,
+    tracking_uri: str | None = None,
 ) -> Overhead:
     """Epochs of `config_path` under geosweep (one worker with `threads` CPUs) and in a plain loop with as many threads.
 
@@ -112,7 +127,7 @@ def measure_overhead(
     # Ray the daemons (dashboard, agents) still starting on a small machine.
     plain = [epoch.seconds for epoch in train_in_process(config)][warmup:]
     with tempfile.TemporaryDirectory() as tmp:
-        first_epoch, under_ray, train_phase = geosweep_epochs(config_path, overrides, Path(tmp))
+        first_epoch, under_ray, train_phase = geosweep_epochs(config_path, overrides, Path(tmp), storage_path, tracking_uri)
     under_ray, train_phase = under_ray[warmup - 1 :], train_phase[warmup - 1 :]
     return Overhead(
         plain_seconds=statistics.median(plain), plain_epochs=len(plain),

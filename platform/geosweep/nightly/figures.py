@@ -15,8 +15,10 @@ from geosweep.bench.representations import throughput_ratios
 from geosweep.nightly.suite import PlatformOverhead, RepresentationThroughput
 
 
-def measure(spec: PlatformOverhead | RepresentationThroughput) -> dict[str, float]:
-    """Measure one figure.
+def measure(
+    spec: PlatformOverhead | RepresentationThroughput, storage_path: str | None = None, tracking_uri: str | None = None
+) -> dict[str, float]:
+    """Measure one figure; a training run among them writes to `storage_path` and `tracking_uri` (the suite's).
 
     Returns:
         Its tracked metrics (`spec.metrics`) plus the seconds behind them, for the record.
@@ -24,15 +26,23 @@ def measure(spec: PlatformOverhead | RepresentationThroughput) -> dict[str, floa
     threads = torch.get_num_threads()
     try:
         if isinstance(spec, PlatformOverhead):
-            return platform_overhead(spec)
+            return platform_overhead(spec, storage_path, tracking_uri)
         return representation_throughput(spec)
     finally:
         torch.set_num_threads(threads)  # the overhead benchmark pins the process's torch threads
 
 
-def platform_overhead(spec: PlatformOverhead) -> dict[str, float]:
-    overhead = measure_overhead(Path(spec.config), epochs=spec.epochs, warmup=spec.warmup, num_points=spec.num_points,
-                                train_per_class=spec.train_per_class, threads=spec.threads)  # fmt: skip
+def platform_overhead(spec: PlatformOverhead, storage_path: str | None, tracking_uri: str | None) -> dict[str, float]:
+    overhead = measure_overhead(
+        Path(spec.config),
+        epochs=spec.epochs,
+        warmup=spec.warmup,
+        num_points=spec.num_points,
+        train_per_class=spec.train_per_class,
+        threads=spec.threads,
+        storage_path=storage_path,
+        tracking_uri=tracking_uri,
+    )
     return {
         "perf/platform_overhead_ratio": overhead.ratio,
         "perf/plain_epoch_seconds": overhead.plain_seconds,

@@ -88,7 +88,7 @@ def run_entry(
         return
     run_id = store.start_child(client, experiment, tags, flatten(entry.spec))
     try:
-        store.log_metrics(client, run_id, measure(entry.spec))
+        store.log_metrics(client, run_id, measure(entry.spec, suite.storage_path, client.tracking_uri))
     except BaseException:
         client.set_terminated(run_id, "FAILED")
         raise
