@@ -5,8 +5,9 @@
 For each M, Ray's fake_multinode cluster (head with no CPUs, one trial-driver node,
 nodes of 2 stand-in `accelerator`s each, from zero up to M accelerators) runs a
 sweep of K = waves x M one-worker trials, submitted with `ray job submit`, and reports:
-- occupancy: accelerator-seconds held by Train workers / (M x sweep wall), the sweep
-  wall running from the first trial's admission to the last trial's end (scale-up included);
+- occupancy: accelerator-seconds held by Train workers (the autoscaler's usage, sampled
+  every second) / (M x sweep wall), the sweep wall running from the first trial's admission
+  to the last trial's end (scale-up from zero included);
 - compute occupancy: the same with only the trials' training phases counted as busy;
 - admission to first epoch: from a trial's MLflow run creation (its driver starting) to
   its first logged epoch, median over trials: what a trial waits while it holds a slot.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -65,20 +67,41 @@ def measure(accelerators: int, waves: int, epochs: int, train_per_class: int) ->
         runtime_env = workdir / "runtime_env.yaml"
         with local_server(workdir) as uri, FakeCluster(shape) as cluster:
             runtime_env.write_text(yaml.safe_dump({"env_vars": {"MLFLOW_TRACKING_URI": uri}}))
-            done = cluster.submit(["python", "jobs/sweep.py", "--config", str(config)], working_dir=REPO_ROOT,
-                                  runtime_env=runtime_env, submission_id=f"occupancy-{accelerators}")  # fmt: skip
+            sampler = UsageSampler(cluster)
+            sampler.start()
+            job = ["python", "jobs/sweep.py", "--config", str(config)]
+            done = cluster.submit(job, working_dir=REPO_ROOT, runtime_env=runtime_env, submission_id=f"occupancy-{accelerators}")
+            sampler.stopping.set()
+            sampler.join()
             if done.returncode != 0:
-                raise RuntimeError(f"the sweep failed:\n{done.stdout[-3000:]}{done.stderr[-2000:]}")
-            workers = cluster.state("actors", class_name="RayTrainWorker")
-            return figures(MlflowClient(uri), workers, accelerators)
+                log = Path(tempfile.gettempdir()) / f"cluster_occupancy-{accelerators}.log"
+                log.write_text(done.stdout + done.stderr)
+                raise RuntimeError(f"the sweep failed (its job's whole log: {log}):\n{done.stdout[-3000:]}")
+            return figures(MlflowClient(uri), sampler.samples, accelerators)
 
 
-def figures(client: MlflowClient, workers: list[dict], accelerators: int) -> dict[str, float]:
+class UsageSampler(threading.Thread):
+    """(time, accelerators in use) once a second while the sweep runs."""
+
+    def __init__(self, cluster: FakeCluster) -> None:
+        super().__init__(daemon=True)
+        self.cluster, self.stopping, self.samples = cluster, threading.Event(), []
+
+    def run(self) -> None:
+        while not self.stopping.wait(1.0):
+            try:
+                self.samples.append((time.time(), self.cluster.usage().get("accelerator", (0.0, 0.0))[0]))
+            except (OSError, KeyError):
+                pass
+
+
+def figures(client: MlflowClient, samples: list[tuple[float, float]], accelerators: int) -> dict[str, float]:
     experiment = client.get_experiment_by_name(EXPERIMENT).experiment_id
     trials = [r for r in client.search_runs([experiment]) if "mlflow.parentRunId" in r.data.tags]
     begin = min(r.info.start_time for r in trials) / 1000
     end = max(r.info.end_time for r in trials) / 1000
-    held = sum((w["end_time_ms"] - w["start_time_ms"]) / 1000 for w in workers if w.get("end_time_ms"))
+    inside = [(t, used) for t, used in samples if begin <= t <= end]
+    held = sum(used * (t1 - t0) for (t0, used), (t1, _) in zip(inside, inside[1:]))  # accelerators in use x seconds
     compute, waits = 0.0, []
     for run in trials:
         history = client.get_metric_history(run.info.run_id, "epoch_seconds")

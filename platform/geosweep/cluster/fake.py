@@ -177,6 +177,13 @@ class FakeCluster:
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.load(response)["data"]["result"]["result"]
 
+    def usage(self) -> dict[str, tuple[float, float]]:
+        """(used, total) of every resource, as the autoscaler last saw them (`ray status`'s usage)."""
+        request = urllib.request.Request(f"{self.dashboard}/api/cluster_status?format=0", headers={"Authorization": f"Bearer {self.token}"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            report = json.load(response)["data"]["clusterStatus"]["loadMetricsReport"]["usage"]
+        return {name: (used, total) for name, (used, total) in report.items()}
+
     def node_type_of(self, node: dict[str, Any]) -> str:
         """The node type whose advertised resources a state-API node row carries."""
         if node.get("is_head_node"):
