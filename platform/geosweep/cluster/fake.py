@@ -143,9 +143,11 @@ class FakeCluster:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def submit(self, entrypoint: list[str], *, working_dir: Path, runtime_env: Path, submission_id: str,
-               timeout_s: float = 900) -> subprocess.CompletedProcess:  # fmt: skip
-        """`ray job submit` as a user would, waiting for the job to end.
+    def submit(
+        self, entrypoint: list[str], *, working_dir: Path, runtime_env: Path, submission_id: str, timeout_s: float = 1800
+    ) -> subprocess.CompletedProcess:
+        """`ray job submit` as a user would, waiting for the job to end (`timeout_s` guards against a hang only:
+        Ray's workers run at nice 15, so other load on the machine can slow a job tenfold).
 
         The working directory is given as `local://`: every fake node shares this machine's disk, so the
         checkout is already "on every node" (as cluster.yaml's file_mounts put it there). An uploaded
