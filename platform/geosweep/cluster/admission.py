@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from geosweep.cluster.shape import ClusterShape
 from geosweep.config import ConfigError, ScalingSpec
 
-MAX_TRIALS_COUNTED = 10_000  # more concurrent trials than any sweep asks for
+MAX_TRIALS_COUNTED = 1_000  # more concurrent trials than any sweep runs; also caps nodes per type
 _EPS = 1e-9
 
 
@@ -63,38 +63,46 @@ def admit(demand: TrialDemand, shape: ClusterShape, what: str) -> int:
 
 
 def _place(demand: TrialDemand, nodes: list[dict[str, float]]) -> bool:
-    """Place one trial onto `nodes` (their free resources, updated in place); False, untouched, if it does not fit."""
-    trial = [dict(node) for node in nodes]
-    if demand.driver and _take(trial, demand.driver, range(len(trial))) is None:
+    """Place one trial onto `nodes` (their free resources, updated in place); False, and untouched, if it does not fit."""
+    taken: list[tuple[int, Mapping[str, float]]] = []  # undone if the trial does not fit whole
+
+    def take(bundle: Mapping[str, float], candidates) -> int | None:
+        for i in candidates:
+            if _fits(nodes[i], bundle):
+                for k, v in bundle.items():
+                    nodes[i][k] -= v
+                taken.append((i, bundle))
+                return i
+        return None
+
+    if _try_place(demand, len(nodes), take):
+        return True
+    for i, bundle in taken:
+        for k, v in bundle.items():
+            nodes[i][k] += v
+    return False
+
+
+def _try_place(demand: TrialDemand, num_nodes: int, take) -> bool:
+    everywhere = range(num_nodes)
+    if demand.driver and take(demand.driver, everywhere) is None:
         return False
-    group = {k: v * demand.num_workers for k, v in demand.worker.items()}
-    one_node = next((i for i, node in enumerate(trial) if _fits(node, group)), None)
-    if demand.strategy in ("PACK", "STRICT_PACK") and one_node is not None:
-        _take(trial, group, [one_node])
-    elif demand.strategy == "STRICT_PACK":
-        return False
-    else:
-        used: set[int] = set()
-        for _ in range(demand.num_workers):
-            fresh = [i for i in range(len(trial)) if i not in used]
-            candidates = fresh if demand.strategy in ("SPREAD", "STRICT_SPREAD") else range(len(trial))
-            chosen = _take(trial, demand.worker, candidates)
-            if chosen is None and demand.strategy == "SPREAD":
-                chosen = _take(trial, demand.worker, range(len(trial)))
-            if chosen is None:
-                return False
-            used.add(chosen)
-    nodes[:] = trial
+    if demand.strategy in ("PACK", "STRICT_PACK"):
+        group = {k: v * demand.num_workers for k, v in demand.worker.items()}
+        if take(group, everywhere) is not None:
+            return True
+        if demand.strategy == "STRICT_PACK":
+            return False
+    used: set[int] = set()
+    for _ in range(demand.num_workers):
+        fresh = [i for i in everywhere if i not in used]
+        chosen = take(demand.worker, fresh if demand.strategy in ("SPREAD", "STRICT_SPREAD") else everywhere)
+        if chosen is None and demand.strategy == "SPREAD":
+            chosen = take(demand.worker, everywhere)
+        if chosen is None:
+            return False
+        used.add(chosen)
     return True
-
-
-def _take(nodes: list[dict[str, float]], bundle: Mapping[str, float], candidates) -> int | None:
-    for i in candidates:
-        if _fits(nodes[i], bundle):
-            for k, v in bundle.items():
-                nodes[i][k] -= v
-            return i
-    return None
 
 
 def _fits(node: Mapping[str, float], bundle: Mapping[str, float]) -> bool:

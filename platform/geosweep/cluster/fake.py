@@ -37,24 +37,16 @@ _BIN = Path(sys.executable).parent
 class FakeCluster:
     """A token-authenticated autoscaling Ray cluster on 127.0.0.1, shaped by `worker_types`.
 
+    The head offers no CPU, as cluster.yaml's: it runs drivers only.
+
     Args:
         worker_types: node type name -> {"resources": {...}, "min_workers": m, "max_workers": n}.
-        head_resources: what the head offers (cluster.yaml's head offers no CPU).
         idle_timeout_minutes: how long an idle worker node lives before the autoscaler removes it.
-        env: extra environment for the head and every node (and so for jobs' drivers and workers).
     """
 
-    def __init__(
-        self,
-        worker_types: dict[str, dict[str, Any]],
-        head_resources: dict[str, float] | None = None,
-        idle_timeout_minutes: float = 0.1,
-        env: dict[str, str] | None = None,
-    ) -> None:
+    def __init__(self, worker_types: dict[str, dict[str, Any]], idle_timeout_minutes: float = 0.1) -> None:
         self.worker_types = worker_types
-        self.head_resources = head_resources or {"CPU": 0}
         self.idle_timeout_minutes = idle_timeout_minutes
-        self.extra_env = env or {}
         self.temp_dir = tempfile.mkdtemp(prefix="gs-fake-", dir="/tmp")  # short: Ray's socket paths must fit
         self.gcs_port, self.dashboard_port = free_port(), free_port()
         self.token = secrets.token_hex(32)
@@ -71,7 +63,6 @@ class FakeCluster:
         token_path.write_text(self.token)
         return {
             **os.environ,
-            **self.extra_env,
             "PATH": f"{_BIN}:{os.environ['PATH']}",
             "RAY_AUTH_MODE": "token",
             "RAY_AUTH_TOKEN_PATH": str(token_path),
@@ -82,7 +73,7 @@ class FakeCluster:
 
     def autoscaler_config(self) -> dict[str, Any]:
         """The whole autoscaler config (the wheel lacks the provider's example.yaml to extend)."""
-        node_types = {HEAD_TYPE: {"resources": self.head_resources, "node_config": {}, "max_workers": 0}}
+        node_types = {HEAD_TYPE: {"resources": {"CPU": 0}, "node_config": {}, "max_workers": 0}}
         for name, spec in self.worker_types.items():
             node_types[name] = {"node_config": {}, "min_workers": 0, **spec}
         return {
@@ -110,13 +101,10 @@ class FakeCluster:
         self.config_path.write_text(json.dumps(self.autoscaler_config()))
         # The head's environment reaches every job's driver: it tells admission where the node types are, as cluster.yaml does.
         env = {**self.env, "RAY_FAKE_CLUSTER": "1", "AUTOSCALER_UPDATE_INTERVAL_S": "1", AUTOSCALING_CONFIG_ENV: str(self.config_path)}
-        head_cpus = self.head_resources.get("CPU", 0)
-        custom = {k: v for k, v in self.head_resources.items() if k != "CPU"}
         flags = {
             "node-ip-address": "127.0.0.1",
             "port": self.gcs_port,
-            "num-cpus": f"{head_cpus:g}",
-            "resources": json.dumps(custom),
+            "num-cpus": 0,
             "dashboard-host": "127.0.0.1",
             "dashboard-port": self.dashboard_port,
             "temp-dir": self.temp_dir,
