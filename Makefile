@@ -3,7 +3,7 @@
 PYTHON ?= python3.11
 VENV := .venv
 
-.PHONY: setup quickstart test bench
+.PHONY: setup quickstart lint test bench
 
 setup: $(VENV)/.installed
 
@@ -17,8 +17,13 @@ $(VENV)/.installed: pyproject.toml
 quickstart: setup
 	$(VENV)/bin/geosweep sweep configs/sweeps/quickstart.yaml
 
+# Lint and format check (configured in pyproject.toml); the test command runs it first.
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
 # The default test suite (unit + integration on a real local Ray and MLflow).
-test: setup
+test: lint
 	$(VENV)/bin/python -m pytest -m "not slow" --durations=20
 
 bench: setup

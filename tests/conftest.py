@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import geosweep  # noqa: F401  (first: it sets Ray's loopback switch, which Ray reads on import)
 import pytest
 import ray
 
+import geosweep  # noqa: F401  (first: it sets Ray's loopback switch, which Ray reads on import)
 from geosweep.ray_local import ensure_ray
+
 
 @pytest.fixture
 def ray_local():

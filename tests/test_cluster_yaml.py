@@ -117,8 +117,14 @@ def test_rsync_as_ray_runs_it_leaves_local_state_and_history_behind(config, tmp_
         (source / tracked).parent.mkdir(parents=True, exist_ok=True)
         (source / tracked).write_text("")
     shutil.copy(REPO_ROOT / ".gitignore", source / ".gitignore")
-    for state in ("mlflow.db", ".venv/bin/python", "ray_results/sweep/trial/result.json", "mlartifacts/1/model.pt",
-                  "platform/geosweep/__pycache__/cli.cpython-311.pyc", ".git/HEAD"):
+    for state in (
+        "mlflow.db",
+        ".venv/bin/python",
+        "ray_results/sweep/trial/result.json",
+        "mlartifacts/1/model.pt",
+        "platform/geosweep/__pycache__/cli.cpython-311.pyc",
+        ".git/HEAD",
+    ):
         (source / state).parent.mkdir(parents=True, exist_ok=True)
         (source / state).write_text("")
 
@@ -127,8 +133,14 @@ def test_rsync_as_ray_runs_it_leaves_local_state_and_history_behind(config, tmp_
     filters = SSHCommandRunner._create_rsync_filter_args(None, options=options)
     listed = subprocess.run(
         ["rsync", "-azn", *filters, "--out-format=%n", f"{source}/", f"{tmp_path / 'node'}/"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.splitlines()
     shipped = {name for name in listed if not name.endswith("/")}  # files; rsync lists directories with a /
-    assert shipped == {".gitignore", "pyproject.toml", "platform/geosweep/__init__.py",
-                       "configs/sweeps/representations.yaml"}
+    assert shipped == {
+        ".gitignore",
+        "pyproject.toml",
+        "platform/geosweep/__init__.py",
+        "configs/sweeps/representations.yaml",
+    }

@@ -38,7 +38,10 @@ def test_config_is_frozen(tiny_config):
             {"backbone": {"name": "pointnet", "kwargs": {"dropout": 1.5}}},
             r"backbone.kwargs: backbone 'pointnet': argument 'dropout': Input should be less than 1",
         ),
-        ({"dataset": {"name": "shapes", "rotation": {"test": "o3"}}}, r"dataset.rotation.test: Input should be 'none', 'z' or 'so3'"),
+        (
+            {"dataset": {"name": "shapes", "rotation": {"test": "o3"}}},
+            r"dataset.rotation.test: Input should be 'none', 'z' or 'so3'",
+        ),
     ],
 )
 def test_bad_configs_name_the_field_value_and_choices(tiny_config, change, expected):

@@ -107,7 +107,10 @@ def test_transform_acts_as_documented():
 def test_groups_of_maps_declarations():
     assert groups_of({"rotation"}) == ("SO(d)",)
     assert groups_of({"rotation", "reflection", "translation", "permutation", "scale"}) == (
-        "translation", "O(d)", "scale", "permutation",
+        "translation",
+        "O(d)",
+        "scale",
+        "permutation",
     )
     assert groups_of(frozenset()) == ()
     with pytest.raises(ValueError, match="reflection"):

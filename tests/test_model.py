@@ -32,7 +32,9 @@ def tiny_model(backbone: str, representation: str, hypernet: str) -> torch.nn.Mo
 def generic_clouds(batch: int = 3, points: int = 24) -> torch.Tensor:
     # Anisotropic and skewed, so eigengaps and third moments are far from degenerate.
     g = torch.Generator().manual_seed(1)
-    x = torch.randn(batch, points, 3, generator=g, dtype=torch.float64) * torch.tensor([4.0, 2.0, 1.0], dtype=torch.float64)
+    x = torch.randn(batch, points, 3, generator=g, dtype=torch.float64) * torch.tensor(
+        [4.0, 2.0, 1.0], dtype=torch.float64
+    )
     return x + 0.3 * x[..., :1] ** 2
 
 
@@ -60,5 +62,7 @@ def test_accuracy_of_an_empty_split_is_nan_not_an_error():
     from geosweep.train.evaluate import accuracy
 
     model = tiny_model("pointnet", "raw", "none").float()
-    empty = accuracy(model, classification(), torch.zeros(0, 8, 3), torch.zeros(0, dtype=torch.long), 0, 1, torch.device("cpu"))
+    empty = accuracy(
+        model, classification(), torch.zeros(0, 8, 3), torch.zeros(0, dtype=torch.long), 0, 1, torch.device("cpu")
+    )
     assert empty != empty  # NaN

@@ -1,9 +1,9 @@
 """`geosweep` command line: thin wrappers over the package.
 
-    geosweep validate CONFIG|SWEEP [--set a.b=value ...]
-    geosweep train CONFIG [--set a.b=value ...] [--storage-path PATH]
-    geosweep sweep SWEEP [--set a.b=value ...] [--resume]
-    geosweep report EXPERIMENT_OR_SWEEP [-o report.html] [--metric val_acc]
+geosweep validate CONFIG|SWEEP [--set a.b=value ...]
+geosweep train CONFIG [--set a.b=value ...] [--storage-path PATH]
+geosweep sweep SWEEP [--set a.b=value ...] [--resume]
+geosweep report EXPERIMENT_OR_SWEEP [-o report.html] [--metric val_acc]
 """
 
 from __future__ import annotations
@@ -33,11 +33,17 @@ def main(argv: list[str] | None = None) -> int:
     add_config_arguments(sweep)
     sweep.add_argument("--resume", action="store_true", help="finish the sweep of this name (its driver died)")
 
-    report = commands.add_parser("report", help="write one self-contained HTML page comparing an experiment's or sweep's runs")
+    report = commands.add_parser(
+        "report", help="write one self-contained HTML page comparing an experiment's or sweep's runs"
+    )
     report.add_argument("name", metavar="EXPERIMENT_OR_SWEEP", help="an MLflow experiment name, else a sweep name")
     report.add_argument("-o", "--output", default="report.html", help="where to write the page (default report.html)")
-    report.add_argument("--metric", help="metric to rank by and plot per epoch, e.g. val_gap (default: the sweep's; val_acc)")
-    report.add_argument("--mode", choices=["max", "min"], help="which end of --metric is best (default: the sweep's, else max)")
+    report.add_argument(
+        "--metric", help="metric to rank by and plot per epoch, e.g. val_gap (default: the sweep's; val_acc)"
+    )
+    report.add_argument(
+        "--mode", choices=["max", "min"], help="which end of --metric is best (default: the sweep's, else max)"
+    )
     report.add_argument("--tracking-uri", help="MLflow store (default $MLFLOW_TRACKING_URI, else ./mlflow.db)")
 
     args = parser.parse_args(argv)
@@ -90,7 +96,9 @@ def report_command(args: argparse.Namespace) -> int:
     from geosweep.tracking.mlflow_run import resolve_tracking_uri
 
     try:
-        data = write_report(resolve_tracking_uri(args.tracking_uri), args.name, Path(args.output), args.metric, args.mode)
+        data = write_report(
+            resolve_tracking_uri(args.tracking_uri), args.name, Path(args.output), args.metric, args.mode
+        )
     except ReportError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

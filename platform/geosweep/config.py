@@ -147,7 +147,7 @@ class RunConfig(_Strict):
     tracking: TrackingSpec = TrackingSpec()
 
     @model_validator(mode="after")
-    def _components_agree(self) -> "RunConfig":
+    def _components_agree(self) -> RunConfig:
         """Task, dataset and backbone are all for point clouds or all for tours (TSP)."""
         kinds = {
             f"task {self.task.name!r}": TASKS.kind(self.task.name),

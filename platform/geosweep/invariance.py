@@ -156,9 +156,7 @@ def sample_transforms(
     return [Transform(q[i].to(dtype), t[i].to(dtype), float(s[i]), perms[i]) for i in range(count)]
 
 
-def _cloud_errors(
-    out: Tensor, ref: Tensor, perm: Tensor | None, point_axis: int, frame_axis: int | None
-) -> Tensor:
+def _cloud_errors(out: Tensor, ref: Tensor, perm: Tensor | None, point_axis: int, frame_axis: int | None) -> Tensor:
     """(B,) errors of `out` = fn(g.x) against `ref` = fn(x), permuted by `perm` if equivariant."""
     if perm is not None:
         ref = ref.index_select(point_axis, perm.to(ref.device))
@@ -203,15 +201,17 @@ def invariance_error(
         NaN or inf if fn produced non-finite values.
     """
     transforms = sample_transforms(
-        groups, points.shape[-1], samples, generator=torch.Generator().manual_seed(seed),
-        num_points=points.shape[1], dtype=points.dtype,
+        groups,
+        points.shape[-1],
+        samples,
+        generator=torch.Generator().manual_seed(seed),
+        num_points=points.shape[1],
+        dtype=points.dtype,
     )
     with torch.no_grad():
         ref = fn(points)
         errors = [
-            _cloud_errors(
-                fn(g(points)), ref, g.perm if permutation == "equivariant" else None, point_axis, frame_axis
-            )
+            _cloud_errors(fn(g(points)), ref, g.perm if permutation == "equivariant" else None, point_axis, frame_axis)
             for g in transforms
         ]
     # torch.max propagates NaN, Python's max would depend on the order.
@@ -254,8 +254,14 @@ def assert_invariant(
     errors = {}
     for group in _as_groups(groups):
         err = invariance_error(
-            fn, points, group, samples=samples, seed=seed, permutation=permutation,
-            point_axis=point_axis, frame_axis=frame_axis,
+            fn,
+            points,
+            group,
+            samples=samples,
+            seed=seed,
+            permutation=permutation,
+            point_axis=point_axis,
+            frame_axis=frame_axis,
         )
         kind = "equivariant" if group == "permutation" and permutation == "equivariant" else "invariant"
         # `not err <= tol` also fails on NaN.
@@ -302,8 +308,15 @@ def assert_representation_invariant(
     """
     with _eval_mode(representation):
         return assert_invariant(
-            representation, points, groups_of(representation.invariances), samples=samples, seed=seed,
-            tol=tol, permutation="equivariant", point_axis=2, frame_axis=1,
+            representation,
+            points,
+            groups_of(representation.invariances),
+            samples=samples,
+            seed=seed,
+            tol=tol,
+            permutation="equivariant",
+            point_axis=2,
+            frame_axis=1,
         )
 
 
@@ -343,8 +356,12 @@ def certify_model(
         raise ValueError("certify_model needs at least one cloud")
     groups = groups_of(frozenset(invariances) | {"permutation"})
     transforms = sample_transforms(
-        groups, points.shape[-1], samples, generator=torch.Generator().manual_seed(seed),
-        num_points=points.shape[1], dtype=points.dtype,
+        groups,
+        points.shape[-1],
+        samples,
+        generator=torch.Generator().manual_seed(seed),
+        num_points=points.shape[1],
+        dtype=points.dtype,
     )
     max_diff, agree = torch.zeros(()), 0
     with _eval_mode(model), torch.no_grad():

@@ -18,7 +18,9 @@ def stop_processes_mentioning(marker: str, timeout_s: float = 15) -> None:
     me = psutil.Process()
     spared = {me.pid, *(p.pid for p in me.parents())}  # the caller's own command line may name the marker
     ours = [
-        p for p in psutil.process_iter(["cmdline"]) if p.pid not in spared and marker in " ".join(p.info["cmdline"] or [])
+        p
+        for p in psutil.process_iter(["cmdline"])
+        if p.pid not in spared and marker in " ".join(p.info["cmdline"] or [])
     ]
     family = {p.pid: p for p in ours}
     for p in ours:

@@ -8,7 +8,8 @@ checked against its constructor's signature before any resource is allocated.
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Generic, TypeVar
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 import pydantic
 
@@ -56,9 +57,7 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> T:
         if name not in self._entries:
-            raise RegistryError(
-                f"unknown {self.axis} {name!r}; valid choices: {', '.join(self.names())}"
-            )
+            raise RegistryError(f"unknown {self.axis} {name!r}; valid choices: {', '.join(self.names())}")
         return self._entries[name]
 
     def kind(self, name: str) -> str:

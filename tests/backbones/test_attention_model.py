@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 
-import geosweep.config  # noqa: F401  (fills the registries)
 import pytest
 import torch
 
+import geosweep.config  # noqa: F401  (fills the registries)
 from geosweep.backbones.attention_model import AttentionModel
 from geosweep.data.tours import check_tours, tour_length
 from geosweep.registry import BACKBONES, HYPERNETS, REPRESENTATIONS

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import inspect
 
-import geosweep.backbones  # noqa: F401  (registers every backbone)
 import pytest
 import torch
 
+import geosweep.backbones  # noqa: F401  (registers every backbone)
 from geosweep.registry import BACKBONES
 from tiny_sizes import TINY_BACKBONES
 

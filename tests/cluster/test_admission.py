@@ -56,7 +56,10 @@ def test_pack_keeps_a_trial_on_one_node_when_one_node_can_hold_it_and_spreads_wh
     mixed = shape(DRIVERS, ("four_gpus", {"CPU": 16, "GPU": 4}, 1), ("one_gpu", {"CPU": 16, "GPU": 1}, 2))
     assert concurrent_trials(gpu_trial(strategy="STRICT_PACK"), mixed) == 2  # both on the 4-GPU node
     assert concurrent_trials(gpu_trial(strategy="PACK"), mixed) == 3  # then one across the two 1-GPU nodes
-    assert concurrent_trials(gpu_trial(strategy="STRICT_SPREAD"), shape(DRIVERS, ("four_gpus", {"CPU": 16, "GPU": 4}, 1))) == 0
+    assert (
+        concurrent_trials(gpu_trial(strategy="STRICT_SPREAD"), shape(DRIVERS, ("four_gpus", {"CPU": 16, "GPU": 4}, 1)))
+        == 0
+    )
 
 
 def test_custom_accelerator_resources_count_per_worker():

@@ -40,7 +40,9 @@ def test_a_cluster_job_without_a_tracking_server_fails_naming_mlflow_tracking_ur
         require_lasting_tracking(None, "tracking.tracking_uri", LAPTOP)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
     require_lasting_tracking(None, "tracking.tracking_uri", AUTOSCALING)
-    require_lasting_tracking("sqlite:////srv/nfs/mlflow.db", "tracking.tracking_uri", LAPTOP)  # absolute, outside the job
+    require_lasting_tracking(
+        "sqlite:////srv/nfs/mlflow.db", "tracking.tracking_uri", LAPTOP
+    )  # absolute, outside the job
 
 
 def test_the_shape_comes_from_the_named_autoscaler_config(monkeypatch, tmp_path):
@@ -65,7 +67,9 @@ def test_the_shape_comes_from_the_named_autoscaler_config(monkeypatch, tmp_path)
         current_shape()
     path.write_text(json.dumps({"head_node_type": "head"}))
     monkeypatch.setenv(AUTOSCALING_CONFIG_ENV, str(path))
-    with pytest.raises(ConfigError, match=r"autoscaler.json: cannot read the cluster's node types.*available_node_types"):
+    with pytest.raises(
+        ConfigError, match=r"autoscaler.json: cannot read the cluster's node types.*available_node_types"
+    ):
         current_shape()
 
 

@@ -48,7 +48,11 @@ def study_overrides(tmp_path: Path, tiny_config: dict) -> list[str]:
         "scheduler": {"name": "fifo"},
         "storage_path": (tmp_path / "shared").as_uri(),  # every node sees it, as an NFS mount would be
     }
-    return [item for path, value in values.items() for item in ("--set", f"{path}={yaml.safe_dump(value, default_flow_style=True).strip()}")]
+    return [
+        item
+        for path, value in values.items()
+        for item in ("--set", f"{path}={yaml.safe_dump(value, default_flow_style=True).strip()}")
+    ]
 
 
 class Watcher(threading.Thread):
@@ -85,7 +89,13 @@ def test_the_gpu_study_scales_up_from_zero_runs_every_trial_and_scales_back_down
         runtime_env.write_text(yaml.safe_dump({"env_vars": {"MLFLOW_TRACKING_URI": tracking_uri}}))
         watcher = Watcher(cluster)
         watcher.start()
-        job = ["python", "jobs/sweep.py", "--config", "configs/sweeps/representations.yaml", *study_overrides(tmp_path, tiny_config)]
+        job = [
+            "python",
+            "jobs/sweep.py",
+            "--config",
+            "configs/sweeps/representations.yaml",
+            *study_overrides(tmp_path, tiny_config),
+        ]
         submit = cluster.submit(job, working_dir=REPO_ROOT, runtime_env=runtime_env, submission_id="study")
         watcher.stopping.set()
         watcher.join()
@@ -110,7 +120,9 @@ def test_the_gpu_study_scales_up_from_zero_runs_every_trial_and_scales_back_down
             assert [m.step for m in client.get_metric_history(child.info.run_id, "val_acc")] == [1, 2]
 
         # Idle accelerator nodes go away again; the on-demand driver node stays (min_workers 1).
-        cluster.wait_for(lambda: cluster.node_counts().get(WORKERS, 0) == 0, 180, "idle accelerator nodes to scale down")
+        cluster.wait_for(
+            lambda: cluster.node_counts().get(WORKERS, 0) == 0, 180, "idle accelerator nodes to scale down"
+        )
         assert cluster.node_counts().get("trial_drivers") == 1
 
 
@@ -133,4 +145,6 @@ def test_the_smoke_nightly_passes_on_the_autoscaling_cluster_with_shared_storage
         entries = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == night.info.run_id]
         assert night.info.status == "FINISHED" and len(entries) == 4
         assert all(r.info.status == "FINISHED" for r in entries)
-    assert list((tmp_path / "shared").rglob("checkpoint_*")), "the nightly's training runs kept no checkpoint in shared storage"
+    assert list((tmp_path / "shared").rglob("checkpoint_*")), (
+        "the nightly's training runs kept no checkpoint in shared storage"
+    )

@@ -85,8 +85,15 @@ def test_registered_and_built_through_registry():
 
 @pytest.mark.parametrize(
     "argument, value",
-    [("num_points", 0), ("num_points", 15), ("train_per_class", 0), ("val_per_class", 0),
-     ("test_per_class", -1), ("noise", -0.1), ("noise", 1.0)],
+    [
+        ("num_points", 0),
+        ("num_points", 15),
+        ("train_per_class", 0),
+        ("val_per_class", 0),
+        ("test_per_class", -1),
+        ("noise", -0.1),
+        ("noise", 1.0),
+    ],
 )
 def test_bad_kwargs_name_the_argument(argument, value):
     # Ranges live in the signature, so config validation rejects them before any generation.
@@ -127,8 +134,11 @@ def test_sampling_is_uniform_by_area():
     # are uniform in height.
     radius, height = np.array([0.5]), np.array([1.5])
     bottom = np.array([[0.0, 0.0, -0.75]])
-    parts = [shapes_module._tube(bottom, radius, height), shapes_module._disk(bottom, radius),
-             shapes_module._disk(-bottom, radius)]
+    parts = [
+        shapes_module._tube(bottom, radius, height),
+        shapes_module._disk(bottom, radius),
+        shapes_module._disk(-bottom, radius),
+    ]
     cylinder = shapes_module._surface_points(rng, parts, n)[0]
     on_caps = np.isclose(np.abs(cylinder[:, 2]), 0.75)
     assert on_caps.mean() == pytest.approx(0.5 / 2.0, abs=0.005)

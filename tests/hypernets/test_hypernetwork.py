@@ -2,10 +2,10 @@
 
 import copy
 
-import geosweep.config  # noqa: F401  (fills the registries)
 import pytest
 import torch
 
+import geosweep.config  # noqa: F401  (fills the registries)
 from geosweep.hypernets.hypernetwork import Amortised, spectrum
 from geosweep.registry import BACKBONES, HYPERNETS
 from tiny_sizes import TINY_BACKBONES
@@ -79,7 +79,10 @@ def test_diagnostics_report_relative_change_per_generated_tensor():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"targets": ("nope",)}, r"targets \['nope'\] are not modules of the backbone \(top-level modules: point_mlp, head\)"),
+        (
+            {"targets": ("nope",)},
+            r"targets \['nope'\] are not modules of the backbone \(top-level modules: point_mlp, head\)",
+        ),
         ({"condition": "hyperparam"}, "needs `amortised`"),
     ],
 )

@@ -53,7 +53,9 @@ def test_the_baseline_is_robust_to_one_bad_night_in_the_window():
 
 
 def test_no_history_records_a_baseline_and_passes():
-    results = compare_entry("e", ("val_acc", "val_gap"), {"val_acc": 0.3, "val_gap": 4.0}, [], {"val_acc": ACCURACY, "val_gap": GAP}, 5)
+    results = compare_entry(
+        "e", ("val_acc", "val_gap"), {"val_acc": 0.3, "val_gap": 4.0}, [], {"val_acc": ACCURACY, "val_gap": GAP}, 5
+    )
     assert [r.status for r in results] == ["new", "new"]
     assert all(r.baseline is None and r.nights == 0 and r.change is None for r in results)
     assert night_status(results, {}) == "passed"
@@ -61,7 +63,9 @@ def test_no_history_records_a_baseline_and_passes():
 
 def test_a_missing_or_nan_metric_fails_the_night():
     history = [{"val_acc": 0.8, "val_gap": 3.0}]
-    results = compare_entry("e", ("val_acc", "val_gap"), {"val_gap": math.nan}, history, {"val_acc": ACCURACY, "val_gap": GAP}, 5)
+    results = compare_entry(
+        "e", ("val_acc", "val_gap"), {"val_gap": math.nan}, history, {"val_acc": ACCURACY, "val_gap": GAP}, 5
+    )
     assert [(r.metric, r.status, r.current, r.baseline) for r in results] == [
         ("val_acc", "missing", None, 0.8), ("val_gap", "missing", None, 3.0),
     ]  # fmt: skip

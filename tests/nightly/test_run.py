@@ -18,7 +18,12 @@ from geosweep.nightly.suite import load_suite
 pytestmark = pytest.mark.integration
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SMOKE = REPO_ROOT / "configs" / "nightly" / "smoke.yaml"
-ENTRIES = {"platform_overhead", "representation_throughput", "shapes-pointnet-raw-none", "shapes-pointnet-tinv_mds-none"}
+ENTRIES = {
+    "platform_overhead",
+    "representation_throughput",
+    "shapes-pointnet-raw-none",
+    "shapes-pointnet-tinv_mds-none",
+}
 INJECTED_REGRESSION = "run_overrides.optimizer.lr=1e-6"  # the seeded initial weights barely move: near-chance accuracy
 
 
@@ -61,11 +66,18 @@ def test_a_night_records_its_baseline_then_catches_an_injected_regression(ray_lo
     parent = parents["2025-01-02"]
     for key in ("git.sha", "git.dirty", "hardware.cpu", "hardware.cpu_cores", "nightly.suite"):
         assert parent.data.tags[key], key
-    assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {"nightly_report.md", "nightly_report.html", "suite.yaml"}
+    assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {
+        "nightly_report.md",
+        "nightly_report.html",
+        "suite.yaml",
+    }
     html = Path(client.download_artifacts(parent.info.run_id, "nightly_report.html")).read_text()
     assert "<td>val_acc (higher is better)</td>" in html and "<td class='regressed'>regressed</td>" in html
     kids = children["2025-01-02"]
-    assert {kid.data.tags["nightly.entry"] for kid in kids} == {"representation_throughput", "shapes-pointnet-tinv_mds-none"}
+    assert {kid.data.tags["nightly.entry"] for kid in kids} == {
+        "representation_throughput",
+        "shapes-pointnet-tinv_mds-none",
+    }
     assert all(kid.info.status == "FINISHED" and kid.data.tags["nightly.date"] == "2025-01-02" for kid in kids)
 
 
@@ -105,9 +117,16 @@ def test_the_smoke_suite_twice_then_a_regression_and_a_failed_entry_then_a_clean
     assert "(2 nights)" in fourth.stdout and "(3 nights)" not in fourth.stdout  # the regressed night is no baseline
 
     client, parents, children = nights(mlflow_uri)
-    assert [parents[date].data.tags["nightly.status"] for date in sorted(parents)] == ["passed", "passed", "regressed", "passed"]
+    assert [parents[date].data.tags["nightly.status"] for date in sorted(parents)] == [
+        "passed",
+        "passed",
+        "regressed",
+        "passed",
+    ]
     for date, kids in children.items():
-        assert {kid.data.tags["nightly.entry"] for kid in kids} == ENTRIES | ({"shapes-broken"} if date == "2025-01-03" else set())
+        assert {kid.data.tags["nightly.entry"] for kid in kids} == ENTRIES | (
+            {"shapes-broken"} if date == "2025-01-03" else set()
+        )
         failed = {kid.data.tags["nightly.entry"] for kid in kids if kid.info.status != "FINISHED"}
         assert failed == ({"shapes-broken"} if date == "2025-01-03" else set()), date
     # The failed run keeps what it recorded; the traceback is on the night's parent run.

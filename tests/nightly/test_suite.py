@@ -47,7 +47,9 @@ def test_the_suite_is_the_cross_product_with_fixed_seeds_tested_on_so3(suite):
                 config = runs[f"shapes-{backbone}-{representation}-{hypernet}"].config
                 assert (config.backbone.name, config.representation.name, config.hypernet.name) == (
                     backbone, representation, hypernet)  # fmt: skip
-                assert config.seed == 0 and config.dataset.rotation.train == "z" and config.dataset.rotation.test == "so3"
+                assert (
+                    config.seed == 0 and config.dataset.rotation.train == "z" and config.dataset.rotation.test == "so3"
+                )
                 assert config.tracking.experiment == "nightly"
     figures = [entry.name for entry in entries if isinstance(entry, PlannedFigure)]
     assert figures == ["platform_overhead", "representation_throughput"]  # first: measured before Ray starts
@@ -117,7 +119,9 @@ def test_a_bad_suite_names_the_field(tmp_path, fields, expected):
 
 def test_a_bad_run_config_names_the_entry_and_the_field(tmp_path):
     path = write_suite(tmp_path, run_overrides={"backbone.name": "pointnt"})
-    with pytest.raises(ConfigError, match=r"entry 'r': .*shapes_pointnet_raw.yaml: invalid config\n  backbone.name: unknown"):
+    with pytest.raises(
+        ConfigError, match=r"entry 'r': .*shapes_pointnet_raw.yaml: invalid config\n  backbone.name: unknown"
+    ):
         load_suite(path)
 
 
@@ -125,7 +129,9 @@ def test_a_derived_suite_may_only_override(tmp_path):
     write_suite(tmp_path)
     derived = tmp_path / "derived.yaml"
     derived.write_text(yaml.safe_dump({"extends": "suite.yaml", "overrides": {"select": ["r"]}, "runs": {}}))
-    with pytest.raises(ConfigError, match=r"derived.yaml: a derived suite holds only `extends: FILE` and an `overrides:`"):
+    with pytest.raises(
+        ConfigError, match=r"derived.yaml: a derived suite holds only `extends: FILE` and an `overrides:`"
+    ):
         load_suite(derived)
     loop = tmp_path / "loop.yaml"
     loop.write_text(yaml.safe_dump({"extends": "loop.yaml"}))

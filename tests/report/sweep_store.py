@@ -70,8 +70,12 @@ def build_sweep(uri: str, name: str = "ui-sweep") -> tuple[str, list[str]]:
     })  # fmt: skip
     _, parent_run_id = start_parent_run(sweep)
     names = []
-    for i, (representation, train, seed) in enumerate(itertools.product(REPRESENTATIONS, TRAIN_ROTATIONS, range(SEEDS))):
-        config = trial_config(sweep, {"representation": {"name": representation}, "dataset.rotation.train": train, "seed": seed})
+    for i, (representation, train, seed) in enumerate(
+        itertools.product(REPRESENTATIONS, TRAIN_ROTATIONS, range(SEEDS))
+    ):
+        config = trial_config(
+            sweep, {"representation": {"name": representation}, "dataset.rotation.train": train, "seed": seed}
+        )
         trial_id = f"run_trial_{i:05d}"
         names.append(f"{name}-{trial_id}")
         tags = {"mlflow.parentRunId": parent_run_id, "sweep.name": name, "sweep.trial_id": trial_id}
@@ -96,13 +100,19 @@ def build_nightly(uri: str, dates: tuple[str, ...] = ("2026-01-01", "2026-01-02"
     client = MlflowClient(uri)
     experiment = experiment_id(client, "nightly")
     for day, date in enumerate(dates):
-        night = client.create_run(experiment, run_name=f"smoke-{date}", tags={"nightly.parent": "true", "nightly.date": date})
+        night = client.create_run(
+            experiment, run_name=f"smoke-{date}", tags={"nightly.parent": "true", "nightly.date": date}
+        )
         suite = "tolerances: {val_acc: {max_drop: 0.05}, samples_per_sec: {max_drop_frac: 0.3}}\n"
         client.log_text(night.info.run_id, suite, "suite.yaml")
         for k, entry in enumerate(("pointnet-tinv_mds", "pointnet-raw")):
             tags = {"mlflow.parentRunId": night.info.run_id, "nightly.date": date, "nightly.entry": entry}
             run = client.create_run(experiment, run_name=f"{entry}-{date}", tags=tags)
-            metrics = {"val_acc": 0.8 + 0.01 * day - 0.05 * k, "samples_per_sec": 1000.0 - 10 * day + 100 * k, "train_loss": 0.1}
+            metrics = {
+                "val_acc": 0.8 + 0.01 * day - 0.05 * k,
+                "samples_per_sec": 1000.0 - 10 * day + 100 * k,
+                "train_loss": 0.1,
+            }
             for metric, value in metrics.items():
                 client.log_metric(run.info.run_id, metric, value)
             client.set_terminated(run.info.run_id)

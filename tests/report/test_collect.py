@@ -13,8 +13,18 @@ def run(status: str = "FINISHED", **params: str) -> Run:
 
 
 def test_a_conditional_component_is_named_by_its_name_alone():
-    none = {"hypernet__name": "none", "hypernet__kwargs": "{}", "epochs": "3", "tracking__tracking_uri": "sqlite:///a.db"}
-    mip = {"hypernet__name": "mip", "hypernet__kwargs__hidden": "[16]", "epochs": "3", "tracking__tracking_uri": "sqlite:///b.db"}
+    none = {
+        "hypernet__name": "none",
+        "hypernet__kwargs": "{}",
+        "epochs": "3",
+        "tracking__tracking_uri": "sqlite:///a.db",
+    }
+    mip = {
+        "hypernet__name": "mip",
+        "hypernet__kwargs__hidden": "[16]",
+        "epochs": "3",
+        "tracking__tracking_uri": "sqlite:///b.db",
+    }
     runs = [run(**none, seed="0"), run(**none, seed="1"), run(**mip, seed="0"), run("FAILED", **mip, seed="1")]
     assert distinguishing_params(runs) == ["hypernet.name"]  # not the seed, the constant epochs, nor the store
     rows = run_rows(runs)

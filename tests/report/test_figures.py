@@ -33,7 +33,12 @@ def test_parallel_coordinates_draws_every_trial_and_puts_failed_ones_on_a_missin
     assert axes == ["optimizer.lr", "representation"]  # not the seed, not the constant epochs
     figure = parallel_coordinates(ROWS, axes, "val_acc", "max", title="t")
 
-    assert [d.label for d in figure.data[0].dimensions] == ["log10(optimizer.lr)", "representation", "status", "val_acc"]
+    assert [d.label for d in figure.data[0].dimensions] == [
+        "log10(optimizer.lr)",
+        "representation",
+        "status",
+        "val_acc",
+    ]
     lr = dimension(figure, "log10(optimizer.lr)")
     assert list(lr.values) == pytest.approx([-2, -2, -4, -3, -3, -4])
     representation = dimension(figure, "representation")
@@ -89,7 +94,14 @@ def test_pareto_scatter_marks_the_front_over_configurations_grouped_over_seeds()
 
 
 def test_result_columns_follow_the_metric():
-    names = {"val_gap", "test_gap/original", "test_gap/rotated", "test_acc/z", "invariance/tour_agreement", "train_loss"}
+    names = {
+        "val_gap",
+        "test_gap/original",
+        "test_gap/rotated",
+        "test_acc/z",
+        "invariance/tour_agreement",
+        "train_loss",
+    }
     assert result_columns("val_gap", names) == ["test_gap/original", "test_gap/rotated", "invariance/tour_agreement"]
     assert result_columns("val_acc", names) == ["test_acc/z", "invariance/tour_agreement"]
 

@@ -15,7 +15,8 @@ def test_report_page_loads_without_errors_and_draws_every_plot(report_store, tmp
             page.wait_for_selector(f"#{div} .main-svg", state="attached", timeout=20_000)
         sizes = {div: page.eval_on_selector(f"#{div}", "e => [e.offsetWidth, e.offsetHeight]") for div in PLOTS}
         marks = {  # what each figure drew: lines, markers, axis ticks
-            div: page.eval_on_selector(f"#{div}", "e => e.querySelectorAll('svg path, svg text').length") for div in PLOTS
+            div: page.eval_on_selector(f"#{div}", "e => e.querySelectorAll('svg path, svg text').length")
+            for div in PLOTS
         }
         texts = "e => [...e.querySelectorAll('text')].map(t => t.textContent)"
         parcoords_ticks = page.eval_on_selector("#parallel-coordinates", texts)

@@ -187,7 +187,10 @@ def test_declared_invariances_follow_kwargs():
     assert TinvMDS().invariances == {"translation", "rotation", "reflection", "permutation"}
     assert TinvMDS(scale="rms").invariances == {"translation", "rotation", "reflection", "permutation", "scale"}
     assert TinvMDS(orientation="so3", scale="top_eig").invariances == {
-        "translation", "rotation", "permutation", "scale"
+        "translation",
+        "rotation",
+        "permutation",
+        "scale",
     }
     assert TinvMDS().deterministic
     with pytest.raises(ValueError, match="scale"):

@@ -41,7 +41,9 @@ def two_nodes(monkeypatch):
         cluster.shutdown()  # stops this cluster's own processes only
 
 
-def test_a_trial_spreads_its_ddp_workers_over_two_nodes_and_checkpoints_to_shared_storage(two_nodes, tiny_config, tmp_path):
+def test_a_trial_spreads_its_ddp_workers_over_two_nodes_and_checkpoints_to_shared_storage(
+    two_nodes, tiny_config, tmp_path
+):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     tiny_config["tracking"]["tracking_uri"] = uri
     tiny_config["scaling"] = {"num_workers": 2, "cpus_per_worker": 0.5, "placement_strategy": "STRICT_SPREAD"}
@@ -64,5 +66,9 @@ def test_a_trial_spreads_its_ddp_workers_over_two_nodes_and_checkpoints_to_share
     state = load_state(ray.train.Checkpoint(str(checkpoint)))
     assert state["epoch"] == tiny_config["epochs"] and state["model"]
     client = MlflowClient(uri)
-    (run,) = [r for r in client.search_runs([client.get_experiment_by_name("tests").experiment_id]) if "sweep.trial_id" in r.data.tags]
+    (run,) = [
+        r
+        for r in client.search_runs([client.get_experiment_by_name("tests").experiment_id])
+        if "sweep.trial_id" in r.data.tags
+    ]
     assert run.info.status == "FINISHED" and run.data.tags["world_size"] == "2"

@@ -36,7 +36,9 @@ def test_each_domain_becomes_its_tune_domain(tiny_config):
 
 
 def test_conditional_kwargs_travel_with_their_component(tiny_config):
-    spec = sweep(tiny_config, space={"hypernet": {"grid": [{"name": "none"}, {"name": "mip", "kwargs": {"hidden": [8]}}]}})
+    spec = sweep(
+        tiny_config, space={"hypernet": {"grid": [{"name": "none"}, {"name": "mip", "kwargs": {"hidden": [8]}}]}}
+    )
     plain = trial_config(spec, decode(spec, {"hypernet": "{name: none}"}))
     mip = trial_config(spec, decode(spec, {"hypernet": label({"name": "mip", "kwargs": {"hidden": [8]}}), "seed": 2}))
     assert (plain.hypernet.name, plain.hypernet.kwargs) == ("none", {})
@@ -63,7 +65,9 @@ def proposals(spec: SweepConfig, count: int) -> list[dict]:
     """The sampled values of the trials the sweep's searcher proposes from its param_space, as Tune asks it."""
     algorithm = searcher(spec)
     if algorithm is None:  # grid/random: Tune's BasicVariantGenerator expands the space with generate_variants
-        return [variant for _ in range(spec.searcher.num_samples) for _, variant in generate_variants(param_space(spec))]
+        return [
+            variant for _ in range(spec.searcher.num_samples) for _, variant in generate_variants(param_space(spec))
+        ]
     assert algorithm.set_search_properties(spec.metric, spec.mode, param_space(spec))  # Tune's conversion step
     return [algorithm.suggest(f"trial_{i}") for i in range(count)]
 
@@ -71,7 +75,10 @@ def proposals(spec: SweepConfig, count: int) -> list[dict]:
 @pytest.mark.parametrize("name", ["grid", "random", "optuna", "hyperopt"])
 def test_each_searcher_proposes_valid_trials_inside_the_space(tiny_config, name):
     takes_grids = name in ("grid", "random")
-    space = {**SAMPLED_SPACE, **({"representation": {"grid": [{"name": "raw"}, {"name": "fa"}]}} if takes_grids else {})}
+    space = {
+        **SAMPLED_SPACE,
+        **({"representation": {"grid": [{"name": "raw"}, {"name": "fa"}]}} if takes_grids else {}),
+    }
     spec = sweep(tiny_config, space=space, seeds=2 if takes_grids else 1, searcher={"name": name, "num_samples": 3})
     trials = proposals(spec, count=6)
     configs = [trial_config(spec, decode(spec, sampled)) for sampled in trials]
@@ -124,7 +131,9 @@ def test_searchers_and_schedulers_are_real_tune_objects(tiny_config):
     from geosweep.sweep.run import scheduler
 
     for name, kind in {"optuna": OptunaSearch, "hyperopt": HyperOptSearch}.items():
-        spec = sweep(tiny_config, searcher={"name": name, "num_samples": 4}, space={"optimizer.lr": {"choice": [1e-3, 1e-2]}})
+        spec = sweep(
+            tiny_config, searcher={"name": name, "num_samples": 4}, space={"optimizer.lr": {"choice": [1e-3, 1e-2]}}
+        )
         assert isinstance(searcher(spec), kind)
     assert searcher(sweep(tiny_config, searcher={"name": "random"})) is None  # Tune's BasicVariantGenerator
     kinds = {"fifo": FIFOScheduler, "asha": ASHAScheduler, "median_stop": MedianStoppingRule}

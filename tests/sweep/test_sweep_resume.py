@@ -47,10 +47,14 @@ def test_resume_finishes_the_sweep_without_rerunning_finished_trials(tiny_config
         os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local Ray it started: our process group only
         driver.wait()
     # A finished trial run again would reopen its MLflow run and close it with a new end time.
-    finished_before = {r.data.tags["sweep.trial_id"]: r.info.end_time for r in child_runs(uri) if r.info.status == "FINISHED"}
+    finished_before = {
+        r.data.tags["sweep.trial_id"]: r.info.end_time for r in child_runs(uri) if r.info.status == "FINISHED"
+    }
     assert 1 <= len(finished_before) < 4
 
-    resumed = subprocess.run([*command, "--resume"], capture_output=True, text=True, timeout=600, start_new_session=True)
+    resumed = subprocess.run(
+        [*command, "--resume"], capture_output=True, text=True, timeout=600, start_new_session=True
+    )
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
 
     assert "4 trials, 0 failed" in resumed.stdout

@@ -15,7 +15,9 @@ pytestmark = pytest.mark.integration
 
 def sweep_of(tiny_config: dict, tmp_path: Path, **fields) -> SweepConfig:
     tiny_config["scaling"] = {"num_workers": 1, "cpus_per_worker": 0.9}  # two trials at a time on 2 CPUs
-    return SweepConfig.model_validate({"name": "t", "base": tiny_config, "storage_path": str(tmp_path / "ray"), **fields})
+    return SweepConfig.model_validate(
+        {"name": "t", "base": tiny_config, "storage_path": str(tmp_path / "ray"), **fields}
+    )
 
 
 def children(uri: str, experiment: str):
@@ -54,10 +56,15 @@ def test_asha_sweep_stops_trials_early_and_lands_in_mlflow(ray_local, mlflow_uri
     view = [line for line in output.splitlines() if line.startswith("[sweep t ")]
     assert len(view) >= 3 and "\x1b" not in "".join(view)
     assert "Trial status" not in output and "Configuration for experiment" not in output  # Tune's own tables
-    counts = [[int(n) for n in re.findall(r"(\d+) (?:pending|running|finished|stopped early|failed)", line)] for line in view]
+    counts = [
+        [int(n) for n in re.findall(r"(\d+) (?:pending|running|finished|stopped early|failed)", line)] for line in view
+    ]
     assert all(sum(c) == 4 for c in counts) and any(pending and running for pending, running, *_ in counts)
     state, _, best_part = view[-1].partition("] ")[2].partition(" | ")
-    assert state == f"4 trials: 0 pending, 0 running, {epochs.count(4)} finished, {4 - epochs.count(4)} stopped early, 0 failed"
+    assert (
+        state
+        == f"4 trials: 0 pending, 0 running, {epochs.count(4)} finished, {4 - epochs.count(4)} stopped early, 0 failed"
+    )
     best_of = {config_label(r.config): r.metrics_dataframe["train_loss"].min() for r in results}  # any epoch's
     best = min(best_of.values())
     best_labels = {f"best train_loss {best:.4g} ({label})" for label, value in best_of.items() if value == best}

@@ -16,8 +16,13 @@ Pool = Literal["sum", "mean", "max"]
 
 class DeepSets(nn.Module):
     def __init__(
-        self, in_channels: int, out_dim: int, point_widths: tuple[int, ...], head_widths: tuple[int, ...],
-        pool: Pool, dropout: float,
+        self,
+        in_channels: int,
+        out_dim: int,
+        point_widths: tuple[int, ...],
+        head_widths: tuple[int, ...],
+        pool: Pool,
+        dropout: float,
     ) -> None:
         super().__init__()
         self.pool = pool

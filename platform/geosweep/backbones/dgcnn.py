@@ -47,8 +47,14 @@ class EdgeConv(nn.Module):
 
 class DGCNN(nn.Module):
     def __init__(
-        self, in_channels: int, out_dim: int, widths: tuple[int, ...], k: int, emb_dims: int,
-        head_widths: tuple[int, ...], dropout: float,
+        self,
+        in_channels: int,
+        out_dim: int,
+        widths: tuple[int, ...],
+        k: int,
+        emb_dims: int,
+        head_widths: tuple[int, ...],
+        dropout: float,
     ) -> None:
         super().__init__()
         sizes = [in_channels, *widths]

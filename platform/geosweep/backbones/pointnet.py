@@ -13,7 +13,14 @@ from geosweep.registry import BACKBONES
 
 
 class PointNet(nn.Module):
-    def __init__(self, in_channels: int, out_dim: int, point_widths: tuple[int, ...], head_widths: tuple[int, ...], dropout: float):
+    def __init__(
+        self,
+        in_channels: int,
+        out_dim: int,
+        point_widths: tuple[int, ...],
+        head_widths: tuple[int, ...],
+        dropout: float,
+    ):
         super().__init__()
         self.point_mlp = mlp([in_channels, *point_widths])
         self.head = mlp([point_widths[-1], *head_widths, out_dim], dropout=dropout, final_activation=False)

@@ -44,8 +44,14 @@ class PMA(nn.Module):
 
 class SetTransformer(nn.Module):
     def __init__(
-        self, in_channels: int, out_dim: int, dim: int, heads: int, depth: int,
-        head_widths: tuple[int, ...], dropout: float,
+        self,
+        in_channels: int,
+        out_dim: int,
+        dim: int,
+        heads: int,
+        depth: int,
+        head_widths: tuple[int, ...],
+        dropout: float,
     ) -> None:
         super().__init__()
         self.embed = nn.Linear(in_channels, dim)  # no positional encoding: the input is a set

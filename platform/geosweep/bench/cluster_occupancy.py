@@ -70,7 +70,9 @@ def measure(accelerators: int, waves: int, epochs: int, train_per_class: int) ->
             sampler = UsageSampler(cluster)
             sampler.start()
             job = ["python", "jobs/sweep.py", "--config", str(config)]
-            done = cluster.submit(job, working_dir=REPO_ROOT, runtime_env=runtime_env, submission_id=f"occupancy-{accelerators}")
+            done = cluster.submit(
+                job, working_dir=REPO_ROOT, runtime_env=runtime_env, submission_id=f"occupancy-{accelerators}"
+            )
             sampler.stopping.set()
             sampler.join()
             if done.returncode != 0:

@@ -92,7 +92,9 @@ def main() -> None:
     parser.add_argument("--writers", type=int, nargs="+", default=[8, 16], help="concurrent writer processes (N)")
     parser.add_argument("--epochs", type=int, default=200, help="epochs each writer logs (M)")
     args = parser.parse_args()
-    print(f"{args.epochs} epochs per writer, {len(EPOCH_METRICS)} metrics per epoch (one log_batch), on {os.cpu_count()} cores")
+    print(
+        f"{args.epochs} epochs per writer, {len(EPOCH_METRICS)} metrics per epoch (one log_batch), on {os.cpu_count()} cores"
+    )
     print(f"{'store':<14} {'writers':>7} {'values':>7} {'lost':>5} {'errors':>6} {'seconds':>8}")
     for writers in args.writers:
         with tempfile.TemporaryDirectory() as tmp:

@@ -34,7 +34,11 @@ DEFAULT_CONFIG = Path(__file__).resolve().parents[3] / "configs" / "train" / "sh
 
 
 def geosweep_epochs(
-    config_path: Path, overrides: list[str], workdir: Path, storage_path: str | None = None, tracking_uri: str | None = None
+    config_path: Path,
+    overrides: list[str],
+    workdir: Path,
+    storage_path: str | None = None,
+    tracking_uri: str | None = None,
 ) -> tuple[float, list[float], list[float]]:
     """Run `geosweep train` in a fresh process.
 
@@ -47,7 +51,15 @@ def geosweep_epochs(
         epochs, seconds of each epoch's training phase alone).
     """
     uri = tracking_uri or f"sqlite:///{workdir / 'mlflow.db'}"
-    command = [sys.executable, "-m", "geosweep.cli", "train", str(config_path), "--storage-path", storage_path or str(workdir / "ray")]
+    command = [
+        sys.executable,
+        "-m",
+        "geosweep.cli",
+        "train",
+        str(config_path),
+        "--storage-path",
+        storage_path or str(workdir / "ray"),
+    ]
     for item in overrides:
         command += ["--set", item]
     launched = time.time()
@@ -55,7 +67,9 @@ def geosweep_epochs(
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name(BENCH_EXPERIMENT).experiment_id
     (run,) = client.search_runs([experiment], order_by=["attributes.start_time DESC"], max_results=1)  # this one's
-    stamps = [m.timestamp / 1000 for m in sorted(client.get_metric_history(run.info.run_id, "val_acc"), key=lambda m: m.step)]
+    stamps = [
+        m.timestamp / 1000 for m in sorted(client.get_metric_history(run.info.run_id, "val_acc"), key=lambda m: m.step)
+    ]
     train_phase = [m.value for m in client.get_metric_history(run.info.run_id, "epoch_seconds")]
     return stamps[0] - launched, [b - a for a, b in zip(stamps, stamps[1:])], train_phase[1:]
 
@@ -127,7 +141,9 @@ def measure_overhead(
     # Ray the daemons (dashboard, agents) still starting on a small machine.
     plain = [epoch.seconds for epoch in train_in_process(config)][warmup:]
     with tempfile.TemporaryDirectory() as tmp:
-        first_epoch, under_ray, train_phase = geosweep_epochs(config_path, overrides, Path(tmp), storage_path, tracking_uri)
+        first_epoch, under_ray, train_phase = geosweep_epochs(
+            config_path, overrides, Path(tmp), storage_path, tracking_uri
+        )
     under_ray, train_phase = under_ray[warmup - 1 :], train_phase[warmup - 1 :]
     return Overhead(
         plain_seconds=statistics.median(plain), plain_epochs=len(plain),

@@ -31,7 +31,9 @@ def train_in_process(config: RunConfig) -> list[Epoch]:
     task = TASKS.build(config.task.name, config.task.kwargs)
     model = build_model(config, dim=data.dim, out_dim=task.output_dim(data.num_classes))
     optimizer = make_optimizer(config, model)
-    loader = DataLoader(TensorDataset(*as_tensors(data.train)), batch_size=config.batch_size, shuffle=True, drop_last=True)
+    loader = DataLoader(
+        TensorDataset(*as_tensors(data.train)), batch_size=config.batch_size, shuffle=True, drop_last=True
+    )
     val, test = as_tensors(data.val), as_tensors(data.test)
     epochs = []
     for _ in range(config.epochs):

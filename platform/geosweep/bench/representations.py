@@ -39,7 +39,8 @@ def seconds(fn, repeat: int = 3) -> float:
 
 def tinv_vs_classical_seconds(clouds: torch.Tensor, oracle_clouds: int) -> tuple[float, float, float]:
     """Seconds per cloud of tinv_mds and of classical MDS (on the first `oracle_clouds`), and tinv_mds's
-    largest pairwise-distance error relative to the largest distance."""
+    largest pairwise-distance error relative to the largest distance.
+    """
     tinv = REPRESENTATIONS.build("tinv_mds", {})
     fast = seconds(lambda: tinv(clouds)) / len(clouds)
     subset = clouds[:oracle_clouds].numpy()
@@ -97,7 +98,9 @@ def cache_second_trial(num_points: int, per_class: int) -> None:
 def sample_clouds(count: int, points: int) -> torch.Tensor:
     """`count` shapes clouds of `points` points (float64), seed 0; also seeds torch for the models built next."""
     torch.manual_seed(0)
-    return torch.from_numpy(shapes(seed=0, num_points=points, train_per_class=-(-count // 12)).train.points[:count]).double()
+    return torch.from_numpy(
+        shapes(seed=0, num_points=points, train_per_class=-(-count // 12)).train.points[:count]
+    ).double()
 
 
 def throughput_ratios(clouds: int, points: int, oracle_clouds: int) -> dict[str, float]:
@@ -110,7 +113,10 @@ def throughput_ratios(clouds: int, points: int, oracle_clouds: int) -> dict[str,
     sample = sample_clouds(clouds, points)
     fast, slow, _ = tinv_vs_classical_seconds(sample, oracle_clouds)
     times = forward_seconds(sample.float())
-    return {"tinv_mds_speedup_vs_classical_mds": slow / fast, "fa_over_tinv_mds_forward": times["fa"] / times["tinv_mds"]}
+    return {
+        "tinv_mds_speedup_vs_classical_mds": slow / fast,
+        "fa_over_tinv_mds_forward": times["fa"] / times["tinv_mds"],
+    }
 
 
 def main() -> None:

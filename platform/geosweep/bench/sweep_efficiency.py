@@ -111,9 +111,15 @@ def report(runs: dict, args: argparse.Namespace) -> None:
     grid_best = max(grid, key=lambda label: grid[label][0])
     asha_best = config_label(asha_results.get_best_result("val_acc", "max", scope="last").config)
     gap = grid[grid_best][0] - grid[asha_best][0]
-    print(f"--- 16 configurations, {args.epochs} epochs each, ASHA grace {args.grace_period}, reduction {args.reduction_factor:g}")
-    print(f"trials: grid {len(grid_results)} ({len(grid_results.errors)} failed), asha {len(asha_results)} ({len(asha_results.errors)} failed)")
-    print(f"trial-epochs: grid {grid_epochs}, asha {asha_epochs}: ASHA used {asha_epochs / grid_epochs:.1%} of the grid's (goal <= 40%)")
+    print(
+        f"--- 16 configurations, {args.epochs} epochs each, ASHA grace {args.grace_period}, reduction {args.reduction_factor:g}"
+    )
+    print(
+        f"trials: grid {len(grid_results)} ({len(grid_results.errors)} failed), asha {len(asha_results)} ({len(asha_results.errors)} failed)"
+    )
+    print(
+        f"trial-epochs: grid {grid_epochs}, asha {asha_epochs}: ASHA used {asha_epochs / grid_epochs:.1%} of the grid's (goal <= 40%)"
+    )
     print(f"wall seconds: grid {grid_s:.0f}, asha {asha_s:.0f} (ratio {asha_s / grid_s:.2f})")
     print(f"grid's best:  {grid_best}: val_acc {grid[grid_best][0]:.4f}")
     print(f"ASHA's best:  {asha_best}: val_acc {asha[asha_best][0]:.4f} after {asha[asha_best][1]} epochs; "

@@ -123,7 +123,9 @@ def _shortfall(demand: TrialDemand, shape: ClusterShape) -> str:
         if offered + _EPS < need:
             return f"{resource} is short: a trial needs {need:g} and the cluster scales to {offered:g}"
     if demand.strategy == "STRICT_SPREAD":
-        return f"STRICT_SPREAD puts each of {demand.num_workers} workers on its own node, and too few nodes can hold one"
+        return (
+            f"STRICT_SPREAD puts each of {demand.num_workers} workers on its own node, and too few nodes can hold one"
+        )
     if demand.strategy == "STRICT_PACK":
         return f"STRICT_PACK puts all {demand.num_workers} workers on one node, and no node type holds them all"
     return "no node holds the driver beside the workers"

@@ -29,7 +29,11 @@ def require_shared_storage(storage_path: str | None, shape: ClusterShape, field:
     """
     if not shape.multi_node or (storage_path and "://" in storage_path):
         return
-    given = f"{storage_path!r} is local to the driver's node" if storage_path else "is not set (Ray's default ~/ray_results is local to the driver's node)"
+    given = (
+        f"{storage_path!r} is local to the driver's node"
+        if storage_path
+        else "is not set (Ray's default ~/ray_results is local to the driver's node)"
+    )
     raise ConfigError(
         f"{field} {given}, but workers run on other nodes of this cluster ({shape.describe()}): "
         "use shared storage, e.g. s3://bucket/prefix, gs://bucket/prefix, or an NFS mount as file:///mnt/nfs/..."

@@ -29,8 +29,14 @@ from geosweep.localhost import free_port, stop_processes_mentioning
 
 HEAD_TYPE = "ray.head.default"  # the provider's fixed name for the head's node type
 # Nothing to set up on a fake node: it is a raylet on this machine, started by the provider itself.
-_NO_COMMANDS = ("setup_commands", "head_setup_commands", "worker_setup_commands", "initialization_commands",
-                "head_start_ray_commands", "worker_start_ray_commands")
+_NO_COMMANDS = (
+    "setup_commands",
+    "head_setup_commands",
+    "worker_setup_commands",
+    "initialization_commands",
+    "head_start_ray_commands",
+    "worker_start_ray_commands",
+)
 _BIN = Path(sys.executable).parent
 
 
@@ -100,7 +106,12 @@ class FakeCluster:
     def start(self, timeout_s: float = 120) -> None:
         self.config_path.write_text(json.dumps(self.autoscaler_config()))
         # The head's environment reaches every job's driver: it tells admission where the node types are, as cluster.yaml does.
-        env = {**self.env, "RAY_FAKE_CLUSTER": "1", "AUTOSCALER_UPDATE_INTERVAL_S": "1", AUTOSCALING_CONFIG_ENV: str(self.config_path)}
+        env = {
+            **self.env,
+            "RAY_FAKE_CLUSTER": "1",
+            "AUTOSCALER_UPDATE_INTERVAL_S": "1",
+            AUTOSCALING_CONFIG_ENV: str(self.config_path),
+        }
         flags = {
             "node-ip-address": "127.0.0.1",
             "port": self.gcs_port,
@@ -111,7 +122,13 @@ class FakeCluster:
             "ray-client-server-port": free_port(),  # outside the worker port range, or ray start refuses
             "autoscaling-config": self.config_path,
         }
-        command = [str(_BIN / "ray"), "start", "--head", "--disable-usage-stats", *(f"--{k}={v}" for k, v in flags.items())]
+        command = [
+            str(_BIN / "ray"),
+            "start",
+            "--head",
+            "--disable-usage-stats",
+            *(f"--{k}={v}" for k, v in flags.items()),
+        ]
         subprocess.run(command, env=env, check=True, capture_output=True, text=True, timeout=timeout_s)
         self.wait_for(lambda: self.node_counts().get(HEAD_TYPE, 0) == 1, timeout_s, "the head to register")
 
@@ -132,7 +149,13 @@ class FakeCluster:
         self.stop()
 
     def submit(
-        self, entrypoint: list[str], *, working_dir: Path, runtime_env: Path, submission_id: str, timeout_s: float = 1800
+        self,
+        entrypoint: list[str],
+        *,
+        working_dir: Path,
+        runtime_env: Path,
+        submission_id: str,
+        timeout_s: float = 1800,
     ) -> subprocess.CompletedProcess:
         """`ray job submit` as a user would, waiting for the job to end (`timeout_s` guards against a hang only:
         Ray's workers run at nice 15, so other load on the machine can slow a job tenfold).
@@ -169,7 +192,9 @@ class FakeCluster:
 
     def usage(self) -> dict[str, tuple[float, float]]:
         """(used, total) of every resource, as the autoscaler last saw them (`ray status`'s usage)."""
-        request = urllib.request.Request(f"{self.dashboard}/api/cluster_status?format=0", headers={"Authorization": f"Bearer {self.token}"})
+        request = urllib.request.Request(
+            f"{self.dashboard}/api/cluster_status?format=0", headers={"Authorization": f"Bearer {self.token}"}
+        )
         with urllib.request.urlopen(request, timeout=30) as response:
             report = json.load(response)["data"]["clusterStatus"]["loadMetricsReport"]["usage"]
         return {name: (used, total) for name, (used, total) in report.items()}

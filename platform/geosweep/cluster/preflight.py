@@ -8,7 +8,13 @@ from geosweep.cluster.shape import current_shape
 
 
 def preflight(
-    what: str, demand: TrialDemand, *, storage_path: str | None, storage_field: str, tracking_uri: str | None, tracking_field: str
+    what: str,
+    demand: TrialDemand,
+    *,
+    storage_path: str | None,
+    storage_field: str,
+    tracking_uri: str | None,
+    tracking_field: str,
 ) -> int:
     """Check the cluster this process is connected to (Ray initialised) for `demand`.
 

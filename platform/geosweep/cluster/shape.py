@@ -79,7 +79,9 @@ def shape_from_autoscaler_config(config: Mapping[str, Any], source: str) -> Clus
 def shape_from_live_nodes(nodes: list[dict[str, Any]]) -> ClusterShape:
     """The alive nodes of `ray.nodes()`, grouped by what they offer."""
     offers = Counter(tuple(sorted(_usable(node["Resources"]).items())) for node in nodes if node.get("Alive"))
-    node_types = tuple(NodeType(f"live nodes {i + 1}", dict(offer), count) for i, (offer, count) in enumerate(offers.items()))
+    node_types = tuple(
+        NodeType(f"live nodes {i + 1}", dict(offer), count) for i, (offer, count) in enumerate(offers.items())
+    )
     return ClusterShape(node_types, "the live nodes", autoscaling=False)
 
 
@@ -117,4 +119,8 @@ def _shape_from_gcs_cluster_config() -> ClusterShape | None:
 
 
 def _usable(resources: Mapping[str, float]) -> dict[str, float]:
-    return {k: float(v) for k, v in resources.items() if k not in _BOOKKEEPING and not k.startswith("node:") and float(v) > 0}
+    return {
+        k: float(v)
+        for k, v in resources.items()
+        if k not in _BOOKKEEPING and not k.startswith("node:") and float(v) > 0
+    }

@@ -13,7 +13,8 @@ not a rotated copy, so they can test whether a representation keeps handedness
 
 from __future__ import annotations
 
-from typing import Annotated, Callable
+from collections.abc import Callable
+from typing import Annotated
 
 import numpy as np
 from pydantic import Field, PositiveInt

@@ -46,7 +46,7 @@ class Amortised(BaseModel):
     grid: tuple[float, ...]  # values evaluated (and logged) after training
 
     @model_validator(mode="after")
-    def _ordered(self) -> "Amortised":
+    def _ordered(self) -> Amortised:
         if not self.low < self.high:
             raise ValueError(f"amortised.low ({self.low}) must be below amortised.high ({self.high})")
         outside = [v for v in self.grid if not self.low <= v <= self.high]
@@ -155,7 +155,9 @@ class Hypernetwork(nn.Module):
         return self.backbone(x, **kwargs)
 
 
-def replace_linears(backbone: nn.Module, targets: tuple[str, ...]) -> tuple[dict[str, GeneratedLinear], list[nn.Linear]]:
+def replace_linears(
+    backbone: nn.Module, targets: tuple[str, ...]
+) -> tuple[dict[str, GeneratedLinear], list[nn.Linear]]:
     """Swap every nn.Linear inside the named modules for a GeneratedLinear.
 
     Returns:

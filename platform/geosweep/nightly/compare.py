@@ -60,7 +60,9 @@ def compare_metric(
         current = None
     base = baseline(history, window)
     if base is None:
-        return Comparison(entry, metric, current, None, 0, None, tolerance.better, "missing" if current is None else "new")
+        return Comparison(
+            entry, metric, current, None, 0, None, tolerance.better, "missing" if current is None else "new"
+        )
     median, nights = base
     allowed = tolerance.allowed(median)
     if current is None:

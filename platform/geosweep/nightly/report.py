@@ -42,10 +42,14 @@ def summary_lines(night: Night) -> list[str]:
     tags = night.tags
     gpu = f", GPU {tags['hardware.gpu']}" if "hardware.gpu" in tags else ""
     return [
-        (f"git {tags.get('git.sha', 'unknown')} (dirty: {tags.get('git.dirty', 'unknown')}); "
-         f"{tags.get('hardware.cpu', '?')} ({tags.get('hardware.cpu_cores', '?')} cores){gpu}"),
-        (f"Baseline: per entry and metric, the median of the last {night.window} passed nights of this suite; "
-         "a metric with no history starts its baseline tonight."),
+        (
+            f"git {tags.get('git.sha', 'unknown')} (dirty: {tags.get('git.dirty', 'unknown')}); "
+            f"{tags.get('hardware.cpu', '?')} ({tags.get('hardware.cpu_cores', '?')} cores){gpu}"
+        ),
+        (
+            f"Baseline: per entry and metric, the median of the last {night.window} passed nights of this suite; "
+            "a metric with no history starts its baseline tonight."
+        ),
     ]
 
 
@@ -85,13 +89,18 @@ def html_page(night: Night) -> str:
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>Nightly {esc(night.suite)} {esc(night.date)}</title>",
         f"<style>{STYLE}</style></head><body>",
-        (f"<h1>Nightly <code>{esc(night.suite)}</code>, {esc(night.date)}: "
-         f"<span class='{esc(night.status)}'>{esc(night.status.upper())}</span></h1>"),
+        (
+            f"<h1>Nightly <code>{esc(night.suite)}</code>, {esc(night.date)}: "
+            f"<span class='{esc(night.status)}'>{esc(night.status.upper())}</span></h1>"
+        ),
         *(f"<p>{esc(line)}</p>" for line in summary_lines(night)),
     ]
     if night.failures:
         parts += ["<h2>Failed entries</h2><ul>"]
-        parts += [f"<li class='failed'><code>{esc(entry)}</code>: {esc(error)}</li>" for entry, error in night.failures.items()]
+        parts += [
+            f"<li class='failed'><code>{esc(entry)}</code>: {esc(error)}</li>"
+            for entry, error in night.failures.items()
+        ]
         parts += ["</ul>"]
     parts += ["<h2>Regressions</h2>", _html_table(rows(failing)) if failing else "<p>None.</p>"]
     parts += ["<h2>Every tracked metric</h2>", _html_table(rows(night.comparisons)), "</body></html>"]

@@ -22,8 +22,8 @@ from geosweep.nightly.compare import compare_entry, night_status
 from geosweep.nightly.figures import measure
 from geosweep.nightly.report import Night, html_page, markdown
 from geosweep.nightly.suite import PlannedFigure, PlannedRun, SuiteConfig, load_suite, plan
-from geosweep.tracking.mlflow_run import experiment_id, resolve_tracking_uri
 from geosweep.ray_local import ensure_ray
+from geosweep.tracking.mlflow_run import experiment_id, resolve_tracking_uri
 from geosweep.train.launch import check_run, run_training
 
 
@@ -44,7 +44,9 @@ def run_nightly(suite: SuiteConfig, date: str, out: TextIO = sys.stdout) -> int:
     for entry in entries:  # before the night's parent run: a night that cannot run leaves no trace
         if isinstance(entry, PlannedRun):
             what = f"nightly entry {entry.name!r}"
-            check_run(entry.config, suite.storage_path, what=what, storage_field="storage_path", tracking_field="tracking_uri")
+            check_run(
+                entry.config, suite.storage_path, what=what, storage_field="storage_path", tracking_field="tracking_uri"
+            )
     client = MlflowClient(resolve_tracking_uri(suite.tracking_uri))
     experiment = experiment_id(client, suite.experiment)  # created here, before any worker opens the store
     parent = store.start_night(client, experiment, suite.name, date, yaml.safe_dump(suite.model_dump(mode="json")))
@@ -69,7 +71,9 @@ def run_nightly(suite: SuiteConfig, date: str, out: TextIO = sys.stdout) -> int:
         night = Night(suite.name, date, night_status(comparisons, failures), suite.baseline_window, comparisons,
                       failures, client.get_run(parent).data.tags)  # fmt: skip
         report = markdown(night)
-        store.finish_night(client, parent, night.status, {"nightly_report.md": report, "nightly_report.html": html_page(night)})
+        store.finish_night(
+            client, parent, night.status, {"nightly_report.md": report, "nightly_report.html": html_page(night)}
+        )
     except BaseException:
         client.set_terminated(parent, "FAILED")  # no status tag: this night is no one's baseline
         raise

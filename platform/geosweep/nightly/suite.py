@@ -39,7 +39,13 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from geosweep.config import (
-    ConfigError, RunConfig, load_run_config, parse_run_config, parse_set_items, read_yaml_mapping, set_values,
+    ConfigError,
+    RunConfig,
+    load_run_config,
+    parse_run_config,
+    parse_set_items,
+    read_yaml_mapping,
+    set_values,
 )
 
 # Suite fields whose keys are dotted run-config paths (see the module docstring).
@@ -84,7 +90,7 @@ class PlatformOverhead(_Strict):
     threads: int = Field(1, ge=1)
 
     @model_validator(mode="after")
-    def _epochs_after_warmup(self) -> "PlatformOverhead":
+    def _epochs_after_warmup(self) -> PlatformOverhead:
         if self.epochs <= self.warmup:
             raise ValueError(f"epochs ({self.epochs}) must exceed warmup ({self.warmup}): no epoch would be measured")
         return self
@@ -120,7 +126,7 @@ class SuiteConfig(_Strict):
     select: list[str] | None = None  # entry names to run; None: all
 
     @model_validator(mode="after")
-    def _consistent(self) -> "SuiteConfig":
+    def _consistent(self) -> SuiteConfig:
         problems = []
         for key, entry in self.runs.items():
             placeholders = {field for _, field, _, _ in string.Formatter().parse(key) if field is not None}
@@ -136,7 +142,9 @@ class SuiteConfig(_Strict):
             problems += [f"performance.{key}: no tolerance for {m!r} (add tolerances.{m})"
                          for m in figure.metrics if m not in self.tolerances]  # fmt: skip
         if not problems:
-            names = [name for key, entry in self.runs.items() for name, _ in expand(key, entry)] + list(self.performance)
+            names = [name for key, entry in self.runs.items() for name, _ in expand(key, entry)] + list(
+                self.performance
+            )
             # Names go into MLflow filter strings, Train run names and artifact paths.
             invalid = [name for name in names if not ENTRY_NAME.fullmatch(name)]
             if invalid:

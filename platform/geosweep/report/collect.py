@@ -25,7 +25,13 @@ NIGHTLY_EXPERIMENT = "nightly"
 # Params that differ between runs without making them different configurations.
 NOT_AXES = ("tracking.", "cache.")
 # MLflow run status -> leaderboard status (a sweep marks trials its scheduler stopped KILLED).
-STATUS = {"FINISHED": "finished", "FAILED": "failed", "KILLED": "stopped early", "RUNNING": "running", "SCHEDULED": "running"}
+STATUS = {
+    "FINISHED": "finished",
+    "FAILED": "failed",
+    "KILLED": "stopped early",
+    "RUNNING": "running",
+    "SCHEDULED": "running",
+}
 
 
 class ReportError(ValueError):
@@ -93,7 +99,9 @@ def find_runs(client: MlflowClient, name: str) -> tuple[str, list[Run], dict]:
         )
     if len(parents) > 1:
         homes = sorted(client.get_experiment(p.info.experiment_id).name for p in parents)
-        raise ReportError(f"sweep {name!r} ran in several experiments ({', '.join(homes)}): report one experiment instead")
+        raise ReportError(
+            f"sweep {name!r} ran in several experiments ({', '.join(homes)}): report one experiment instead"
+        )
     parent = parents[0]
     try:
         spec = json.loads(Path(client.download_artifacts(parent.info.run_id, "sweep.json")).read_text())
@@ -139,7 +147,7 @@ def run_rows(runs: list[Run]) -> list[dict]:
 
 
 def learning_curves(client: MlflowClient, rows: list[dict], metric: str) -> dict:
-    """configuration -> [(run name, epochs, values)] of `metric` for every run that logged it."""
+    """Configuration -> [(run name, epochs, values)] of `metric` for every run that logged it."""
     curves: dict[str, list[tuple[str, list[int], list[float]]]] = {}
     for row in rows:
         history = sorted(client.get_metric_history(row["run_id"], metric), key=lambda m: m.step)
@@ -176,7 +184,9 @@ def nightly_history(client: MlflowClient) -> Nightly:
         for metric, value in run.data.metrics.items():
             if tracked is None or metric in tracked:
                 series.setdefault(metric, {}).setdefault(entry, []).append((date, value))
-    note = "" if series else f"No run of {NIGHTLY_EXPERIMENT!r} has tracked metrics and nightly.date/nightly.entry tags."
+    note = (
+        "" if series else f"No run of {NIGHTLY_EXPERIMENT!r} has tracked metrics and nightly.date/nightly.entry tags."
+    )
     if untagged:
         note += f" {untagged} runs without a YYYY-MM-DD nightly.date or a nightly.entry tag were left out."
     return Nightly(series=series, note=note.strip())

@@ -84,7 +84,9 @@ def parallel_coordinates(rows: list[dict], axes: list[str], metric: str, mode: s
         dimensions=dimensions,
         line={"color": metric_axis["values"], "colorscale": colorscale, "cmin": missing_at, "cmax": top, "showscale": False},
     ))  # fmt: skip
-    figure.update_layout(title=f"{title}: {len(rows)} runs, {metric} ({mode})" if title else None, margin={"l": 160, "r": 80})
+    figure.update_layout(
+        title=f"{title}: {len(rows)} runs, {metric} ({mode})" if title else None, margin={"l": 160, "r": 80}
+    )
     return figure
 
 
@@ -172,7 +174,11 @@ def nightly_trends(series: dict[str, dict[str, list[tuple[str, float]]]], first:
             )  # fmt: skip
             owner.append(metric)
     buttons = [
-        {"label": m, "method": "update", "args": [{"visible": [o == m for o in owner]}, {"yaxis": {"title": {"text": m}}}]}
+        {
+            "label": m,
+            "method": "update",
+            "args": [{"visible": [o == m for o in owner]}, {"yaxis": {"title": {"text": m}}}],
+        }
         for m in metrics
     ]
     figure.update_layout(

@@ -18,7 +18,9 @@ from geosweep.sweep.leaderboard import group_rows, protocol_prefix, result_colum
 # Invariance errors (lower is better) the scatter can put on its x axis, first found wins: the rotation
 # certificate every classifier gets, the claimed-groups one (older runs), TSP's tour-length difference.
 INVARIANCE_ERRORS = (
-    "invariance/rotation_max_logit_diff", "invariance/max_logit_diff", "invariance/tour_len_max_rel_diff",
+    "invariance/rotation_max_logit_diff",
+    "invariance/max_logit_diff",
+    "invariance/tour_len_max_rel_diff",
 )
 
 STYLE = """
@@ -59,11 +61,17 @@ def render(data: ReportData) -> str:
     error = next((e for e in INVARIANCE_ERRORS if e in columns), None)
     scatter = figures.pareto_scatter(groups, metric, mode, error) if error else None
     if scatter is None:
-        sections.append(note(f"No configuration has both {metric} and an invariance error ({', '.join(INVARIANCE_ERRORS)})."))
+        sections.append(
+            note(f"No configuration has both {metric} and an invariance error ({', '.join(INVARIANCE_ERRORS)}).")
+        )
     else:
         if error == "invariance/max_logit_diff":
-            sections.append(note(f"{error} is certified under the transformations each representation claims: "
-                                 "one that claims none (raw) is certified under permutations alone."))
+            sections.append(
+                note(
+                    f"{error} is certified under the transformations each representation claims: "
+                    "one that claims none (raw) is certified under permutations alone."
+                )
+            )
         sections.append(plot(scatter, "pareto"))
 
     sections.append("<h2>Rotation robustness (train/test)</h2>")
@@ -93,7 +101,9 @@ def render(data: ReportData) -> str:
     )
 
 
-def write_report(tracking_uri: str, name: str, output: Path, metric: str | None = None, mode: str | None = None) -> ReportData:
+def write_report(
+    tracking_uri: str, name: str, output: Path, metric: str | None = None, mode: str | None = None
+) -> ReportData:
     """Collect experiment or sweep `name` from MLflow and write its page to `output`.
 
     Returns:

@@ -40,14 +40,18 @@ def robustness(rows: list[dict], metric: str) -> tuple[list[str], list[list[str]
         for name, value in row["metrics"].items():
             if name.startswith(prefix) and finite(value) is not None:
                 cells[key][(train, name.removeprefix(prefix))].append(value)
-    columns = sorted({column for by_column in cells.values() for column in by_column}, key=lambda c: (rank(c[0]), rank(c[1])))
+    columns = sorted(
+        {column for by_column in cells.values() for column in by_column}, key=lambda c: (rank(c[0]), rank(c[1]))
+    )
     header = [*AXES, *(f"{train}/{test}" if train else test for train, test in columns)]
     table = []
     for key in sorted(cells):
         texts = []
         for column in columns:
             values = cells[key].get(column, [])
-            texts.append(f"{statistics.mean(values):.3f} +- {statistics.pstdev(values):.3f} ({len(values)})" if values else "-")
+            texts.append(
+                f"{statistics.mean(values):.3f} +- {statistics.pstdev(values):.3f} ({len(values)})" if values else "-"
+            )
         table.append([*key, *texts])
     return header, table
 

@@ -68,9 +68,7 @@ def check_points(points: Tensor) -> None:
         ValueError: on a wrong rank or dimension.
     """
     if points.ndim != 3 or points.shape[-1] not in (2, 3):
-        raise ValueError(
-            f"expected points of shape (B, N, d) with d in (2, 3), got {tuple(points.shape)}"
-        )
+        raise ValueError(f"expected points of shape (B, N, d) with d in (2, 3), got {tuple(points.shape)}")
 
 
 def check_clouds(points: Tensor) -> None:

@@ -10,7 +10,11 @@ from torch import Tensor
 
 from geosweep.registry import REPRESENTATIONS
 from geosweep.representations.base import (
-    Representation, check_clouds, pca_invariances, principal_axes, scale_divisor,
+    Representation,
+    check_clouds,
+    pca_invariances,
+    principal_axes,
+    scale_divisor,
 )
 
 

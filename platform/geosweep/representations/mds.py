@@ -16,7 +16,13 @@ from torch import Tensor
 
 from geosweep.registry import REPRESENTATIONS
 from geosweep.representations.base import (
-    Representation, SignRule, check_clouds, column_signs, pca_invariances, principal_axes, scale_divisor,
+    Representation,
+    SignRule,
+    check_clouds,
+    column_signs,
+    pca_invariances,
+    principal_axes,
+    scale_divisor,
 )
 
 # A radius at or below this many ulps of the cloud's magnitude is round-off, not shape.

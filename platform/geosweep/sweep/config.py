@@ -49,10 +49,12 @@ class Domain(_Strict):
     randint: tuple[int, int] | None = None
 
     @model_validator(mode="after")
-    def _exactly_one(self) -> "Domain":
+    def _exactly_one(self) -> Domain:
         set_fields = [name for name in type(self).model_fields if getattr(self, name) is not None]
         if len(set_fields) != 1:
-            raise ValueError(f"give exactly one of grid, choice, uniform, loguniform, randint (got {set_fields or 'none'})")
+            raise ValueError(
+                f"give exactly one of grid, choice, uniform, loguniform, randint (got {set_fields or 'none'})"
+            )
         bounds = self.uniform or self.loguniform or self.randint
         if bounds is not None and not bounds[0] < bounds[1]:
             raise ValueError(f"bounds must be [low, high] with low < high, got {list(bounds)}")
@@ -101,11 +103,13 @@ class SweepConfig(_Strict):
     progress_interval_s: float = Field(30.0, gt=0)  # the console view prints at most one line per interval
 
     @model_validator(mode="after")
-    def _searcher_takes_the_space(self) -> "SweepConfig":
+    def _searcher_takes_the_space(self) -> SweepConfig:
         grids = [path for path, domain in self.space.items() if domain.kind == "grid"]
         if self.searcher.name in SEARCHERS_WITHOUT_GRID and (grids or self.seeds > 1):
             what = f"grid over {grids}" if grids else f"seeds: {self.seeds} (a grid over seeds)"
-            raise ValueError(f"searcher {self.searcher.name!r} cannot take a {what}; use choice, or searcher grid/random")
+            raise ValueError(
+                f"searcher {self.searcher.name!r} cannot take a {what}; use choice, or searcher grid/random"
+            )
         return self
 
 

@@ -46,7 +46,8 @@ def varying_axes(rows: list[dict]) -> list[str]:
 def trial_rows(sweep: SweepConfig, results: tune.ResultGrid, client: MlflowClient, parent_run_id: str) -> list[dict]:
     """One row per trial: its sampled values, status, seconds and final MLflow metrics."""
     runs = client.search_runs(
-        [client.get_run(parent_run_id).info.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}'"
+        [client.get_run(parent_run_id).info.experiment_id],
+        filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}'",
     )
     by_trial = {run.data.tags.get("sweep.trial_id"): run for run in runs}
     rows = []
@@ -137,7 +138,8 @@ def markdown(sweep: SweepConfig, groups: list[dict], columns: list[str]) -> str:
 
 def write_leaderboard(sweep: SweepConfig, results: tune.ResultGrid, uri: str, parent_run_id: str) -> str:
     """Log `leaderboard.md`, the best configuration (`best_config.yaml`) and `parallel_coordinates.html` on the
-    parent run; return the table."""
+    parent run; return the table.
+    """
     client = MlflowClient(uri)
     rows = trial_rows(sweep, results, client, parent_run_id)
     columns = result_columns(sweep.metric, (name for row in rows for name in row["metrics"]))

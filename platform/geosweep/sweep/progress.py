@@ -73,7 +73,9 @@ def summarize(trials: list[Trial], total: int, max_epochs: int, metric: str, mod
         else:  # PENDING, or PAUSED by a scheduler
             counts["pending"] += 1
         value = trial.metric_analysis.get(metric, {}).get(mode)  # this trial's best epoch: "best so far" never drops
-        if isinstance(value, (int, float)) and (best is None or (value > best[1] if mode == "max" else value < best[1])):
+        if isinstance(value, (int, float)) and (
+            best is None or (value > best[1] if mode == "max" else value < best[1])
+        ):
             best = (metric, float(value), config_label(trial.config))
     return Progress(**counts, best=best)
 

@@ -88,7 +88,10 @@ def scheduler(sweep: SweepConfig):
     spec = sweep.scheduler
     if spec.name == "asha":
         return ASHAScheduler(
-            time_attr="epoch", max_t=sweep.base.epochs, grace_period=spec.grace_period, reduction_factor=spec.reduction_factor
+            time_attr="epoch",
+            max_t=sweep.base.epochs,
+            grace_period=spec.grace_period,
+            reduction_factor=spec.reduction_factor,
         )
     if spec.name == "median_stop":
         return MedianStoppingRule(time_attr="epoch", grace_period=spec.grace_period)

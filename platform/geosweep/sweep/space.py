@@ -48,5 +48,7 @@ def decode(sweep: SweepConfig, sampled: dict[str, Any]) -> dict[str, Any]:
     for path, sampled_value in sampled.items():
         domain = sweep.space.get(path)
         options = (domain.grid or domain.choice) if domain else None
-        values[path] = next((v for v in options if label(v) == sampled_value), sampled_value) if options else sampled_value
+        values[path] = (
+            next((v for v in options if label(v) == sampled_value), sampled_value) if options else sampled_value
+        )
     return values

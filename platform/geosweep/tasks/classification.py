@@ -13,6 +13,7 @@ from geosweep.registry import TASKS
 
 class Classification:
     kind = "classification"  # the Training that runs it (train/loop.py)
+
     def __init__(self, label_smoothing: float) -> None:
         self.label_smoothing = label_smoothing
 

@@ -31,7 +31,9 @@ def local_server(workdir: Path, backend_store_uri: str | None = None, timeout_s:
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # 2 processes instead of 9
     log = workdir / "mlflow-server.log"
     with log.open("w") as out:
-        server = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=workdir, start_new_session=True)
+        server = subprocess.Popen(
+            command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=workdir, start_new_session=True
+        )
     try:
         deadline = time.monotonic() + timeout_s
         while True:
@@ -40,7 +42,9 @@ def local_server(workdir: Path, backend_store_uri: str | None = None, timeout_s:
                     break
             except OSError:
                 if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"mlflow server did not start; its log ends:\n{log.read_text()[-2000:]}") from None
+                    raise RuntimeError(
+                        f"mlflow server did not start; its log ends:\n{log.read_text()[-2000:]}"
+                    ) from None
                 time.sleep(0.3)
         yield f"http://127.0.0.1:{port}"
     finally:

@@ -15,9 +15,9 @@ from geosweep.data import Split, apply_rotation_protocols
 from geosweep.hypernets.hypernetwork import Hypernetwork
 from geosweep.model import InvariantModel, PrecomputedFrames, build_model
 from geosweep.registry import DATASETS
+from geosweep.train.components import make_optimizer
 from geosweep.train.evaluate import accuracy, all_reduce_sum, ambiguity_fractions, robustness_and_certificate
 from geosweep.train.inputs import prepare_inputs
-from geosweep.train.components import make_optimizer
 
 
 class ClassificationTraining:
@@ -117,7 +117,10 @@ class ClassificationTraining:
         if self.amortised:  # one trial covers a slice of the sweep: every grid value, scored
             for value in self.amortised.grid:
                 self.hypernet.set_hyperparam(value)
-                for split, x, y in (("val", self.inputs.val, self.val_labels), ("test", self.inputs.test, self.test_labels)):
+                for split, x, y in (
+                    ("val", self.inputs.val, self.val_labels),
+                    ("test", self.inputs.test, self.test_labels),
+                ):
                     key = f"amortised/{self.amortised.name}:{value:g}/{split}_acc"  # MLflow names allow no "="
                     final[key] = accuracy(self.module, self.task, x, y, 0, 1, self.device)
             self.hypernet.set_hyperparam(self.amortised.grid[0])

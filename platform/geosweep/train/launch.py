@@ -23,7 +23,12 @@ def run_name_for(config: RunConfig) -> str:
 
 
 def check_run(
-    config: RunConfig, storage_path: str | Path | None, *, what: str, storage_field: str, tracking_field: str = "tracking.tracking_uri"
+    config: RunConfig,
+    storage_path: str | Path | None,
+    *,
+    what: str,
+    storage_field: str,
+    tracking_field: str = "tracking.tracking_uri",
 ) -> None:
     """A run on this cluster fits, and its checkpoints and MLflow record outlive it (Ray must be initialised).
 

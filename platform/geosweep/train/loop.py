@@ -10,8 +10,9 @@ import math
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import ray.train
 import ray.train.torch
@@ -91,7 +92,9 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         metrics = training.train_epoch(epoch, on_step=live.step)
         live.epoch(epoch)
         if not math.isfinite(metrics["train_loss"]):  # every rank sees the same reduced loss: all stop together
-            raise FloatingPointError(f"training diverged: non-finite mean loss ({metrics['train_loss']}) in epoch {epoch}")
+            raise FloatingPointError(
+                f"training diverged: non-finite mean loss ({metrics['train_loss']}) in epoch {epoch}"
+            )
         metrics |= training.evaluate()
 
         # --- report (a collective: every rank calls it; rank 0 attaches the checkpoint)

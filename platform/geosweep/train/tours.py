@@ -7,7 +7,8 @@ sharded over ranks; the test gaps on transformed copies are rank 0's, at the end
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import ray.train.torch
@@ -18,10 +19,10 @@ from geosweep.data.tours import tour_length
 from geosweep.data.tsp import TSPData, transformed_variants
 from geosweep.model import TourModel, build_model
 from geosweep.registry import DATASETS
+from geosweep.tasks.tsp import TourTask
 from geosweep.train.baselines import ExponentialBaseline, RolloutBaseline
 from geosweep.train.components import make_optimizer
 from geosweep.train.evaluate import all_reduce_sum, ambiguity_fractions
-from geosweep.tasks.tsp import TourTask
 
 
 class TourTraining:
@@ -85,7 +86,9 @@ class TourTraining:
             on_step(time.perf_counter() - step_started, batch, loss)
         seconds = time.perf_counter() - started
         baseline_metrics = self.baseline.epoch_end(self.model)
-        loss_sum, length_sum = (all_reduce_sum(sums, self.world_size) / (self.steps_per_epoch * self.world_size)).tolist()
+        loss_sum, length_sum = (
+            all_reduce_sum(sums, self.world_size) / (self.steps_per_epoch * self.world_size)
+        ).tolist()
         return {
             "train_loss": loss_sum,
             "train_tour_len": length_sum,
