@@ -4,6 +4,7 @@ import json
 import shlex
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 
 import jsonschema
@@ -76,6 +77,27 @@ def test_only_the_gpu_workers_run_the_gpu_image(config):
         "trial_drivers": f"rayproject/ray:{ray.__version__}-py311-cpu",
         "gpu_workers": f"rayproject/ray:{ray.__version__}-py311-gpu",
     }
+
+
+def setup_of(config, node_type):
+    """The setup commands a node of `node_type` runs after the shared ones, as the cluster launcher picks them."""
+    if node_type == config["head_node_type"]:
+        return config["head_setup_commands"]
+    return config["available_node_types"][node_type].get("worker_setup_commands", config["worker_setup_commands"])
+
+
+def test_only_the_gpu_workers_install_the_cuda_torch(config):
+    cpu_index = "--index-url https://download.pytorch.org/whl/cpu"
+    dependencies = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    (torch_pin,) = [d for d in dependencies if d.startswith("torch==")]
+    for node_type in config["available_node_types"]:
+        commands = setup_of(config, node_type)
+        assert commands[-1] == "pip install -e /home/ubuntu/geosweep", node_type
+        torch_first = [c for c in commands if c.startswith("pip install torch==")]
+        if node_type == "gpu_workers":  # PyPI's Linux wheel of the pinned release is the CUDA build
+            assert torch_first == [], node_type
+        else:  # the CPU build of the release geosweep pins, so that `pip install -e` keeps it
+            assert torch_first == [f"pip install {torch_pin} {cpu_index}"], node_type
 
 
 def test_gpu_workers_state_what_admission_counts_and_the_head_points_admission_at_it(config):
