@@ -17,10 +17,11 @@ $(VENV)/.installed: pyproject.toml
 quickstart: setup
 	$(VENV)/bin/geosweep sweep configs/sweeps/quickstart.yaml
 
-# Lint and format check (configured in pyproject.toml); the test command runs it first.
+# Lint, format and package-layering checks (configured in pyproject.toml); the test command runs them first.
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 # The default test suite (unit + integration on a real local Ray and MLflow).
 test: lint
