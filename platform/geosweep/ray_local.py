@@ -1,31 +1,82 @@
-"""Starting or joining Ray: a fresh loopback-only instance on one machine, the given cluster otherwise."""
+"""Starting or joining Ray: a fresh loopback-only instance on one machine, the given cluster otherwise.
+
+What Ray needs set is set here, where Ray starts, and only while it starts, so that importing geosweep
+changes nothing and the order of imports does not matter.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import ray
+from ray._private import ray_constants
 
 import geosweep
+
+# Read by the processes Ray starts (GCS, raylet, dashboard, workers), which inherit the environment
+# ray.init runs in. A value the user set wins.
+RAY_PROCESS_DEFAULTS = {"RAY_USAGE_STATS_ENABLED": "0"}  # nothing leaves the machine
+# Keeps a local instance's processes on 127.0.0.1 (Ray 2.60 otherwise binds the machine's interface address).
+LOOPBACK_ONLY = {ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR: "0"}
+
+
+@contextlib.contextmanager
+def scoped_environ(values: dict[str, str]) -> Iterator[None]:
+    """Set `values` in os.environ for the block (processes started in it inherit them), then restore it."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextlib.contextmanager
+def _loopback_only() -> Iterator[None]:
+    """Keep the local instance about to start, and every process of it, on 127.0.0.1.
+
+    Ray resolves even an explicit `_node_ip_address="127.0.0.1"` to the interface address unless its
+    Windows/macOS switch is off, and this process read that switch from the environment when it imported
+    ray. So the switch is turned off here for the start, and its variable is set for the processes started.
+    """
+    switch = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        with scoped_environ(LOOPBACK_ONLY):
+            yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = switch
 
 
 def ensure_ray(num_cpus: float | None = None) -> None:
     """Join the cluster named by RAY_ADDRESS (set under `ray job submit`), else start a local one.
 
     A bare `ray.init()` would attach to any cluster another process started on
-    this machine, so the local case asks for a fresh instance explicitly. The
-    loopback-only setting is made when geosweep is imported (see __init__).
+    this machine, so the local case asks for a fresh instance explicitly.
+    A driver joining a cluster keeps its reachable address.
+
+    Args:
+        num_cpus: CPUs of a local instance; None: all of the machine's.
     """
     if ray.is_initialized():
         return
+    defaults = {name: os.environ.get(name, value) for name, value in RAY_PROCESS_DEFAULTS.items()}
     if os.environ.get("RAY_ADDRESS"):
-        # Ship the geosweep the driver imported to every worker, installed there or not.
-        ray.init(runtime_env={"py_modules": [str(Path(geosweep.__file__).parent)]})
+        with scoped_environ(defaults):
+            # Ship the geosweep the driver imported to every worker, installed there or not.
+            ray.init(runtime_env={"py_modules": [str(Path(geosweep.__file__).parent)]})
         return
-    ray.init(
-        address="local",
-        num_cpus=num_cpus,
-        include_dashboard=True,  # Train V2's placement-group clean-up queries it
-        dashboard_host="127.0.0.1",
-    )
+    with scoped_environ(defaults), _loopback_only():
+        ray.init(
+            address="local",
+            num_cpus=num_cpus,
+            include_dashboard=True,  # Train V2's placement-group clean-up queries it
+            dashboard_host="127.0.0.1",
+        )

@@ -1,10 +1,12 @@
 """The sweep's console view: counts and best trial from Tune's own Trial objects, plain lines, throttled."""
 
+import os
 import time
 
 from ray.tune.experiment import Trial
+from ray.tune.experimental.output import get_air_verbosity
 
-from geosweep.sweep.progress import Progress, SweepProgress, format_line, summarize
+from geosweep.sweep.progress import Progress, SweepProgress, format_line, progress_view, summarize
 
 
 def trial(status: str, config: dict, *val_accs: float) -> Trial:
@@ -37,8 +39,8 @@ def test_a_line_is_plain_text_with_counts_best_and_elapsed_time():
         "[sweep quickstart 0:02:31] 6 trials: 1 pending, 2 running, 2 finished, 1 stopped early, 0 failed"
         " | best val_acc 0.8125 (seed=0)"
     )
-    assert format_line("q", 0, Progress(4, 0, 0, 0, 0)).endswith("4 trials: 4 pending, 0 running, 0 finished, "
-                                                                 "0 stopped early, 0 failed | no result yet")  # fmt: skip
+    expected = "4 trials: 4 pending, 0 running, 0 finished, 0 stopped early, 0 failed | no result yet"
+    assert format_line("q", 0, Progress(4, 0, 0, 0, 0)).endswith(expected)
 
 
 def test_the_view_prints_changes_at_most_once_per_interval_and_always_at_the_end(capsys):
@@ -63,3 +65,12 @@ def test_the_view_prints_changes_at_most_once_per_interval_and_always_at_the_end
     assert "2 pending, 0 running" in lines[0] and "no result yet" in lines[0]
     assert "1 pending, 1 running" in lines[1] and "best val_acc 0.5 (seed=0)" in lines[1]
     assert lines[2].split("]")[1] == lines[1].split("]")[1]
+
+
+def test_the_legacy_output_engine_is_selected_only_within_the_view(monkeypatch):
+    monkeypatch.delenv("RAY_AIR_NEW_OUTPUT", raising=False)
+    with progress_view("s", max_epochs=2, interval_s=1.0) as output:
+        assert get_air_verbosity(1) is None  # Tune's own test: the legacy engine, the one that honours a reporter
+        assert isinstance(output["progress_reporter"], SweepProgress) and output["verbose"] == 1
+    assert "RAY_AIR_NEW_OUTPUT" not in os.environ
+    assert get_air_verbosity(1) is not None

@@ -1,0 +1,29 @@
+"""Importing geosweep changes nothing in the process: whatever Ray needs is set where Ray starts."""
+
+import json
+import os
+import subprocess
+import sys
+
+MAIN_MODULES = ["geosweep", "geosweep.cli", "geosweep.sweep.run", "geosweep.train.loop"]
+
+# A fresh interpreter in a bare environment, so nothing this test process imported or set hides a change.
+# The libraries geosweep builds on are imported before the first snapshot: what they set themselves (ray,
+# mlflow) is not geosweep's doing.
+PROBE = f"""
+import importlib, json, os
+import mlflow, ray, ray.train.torch, ray.tune, torch
+before = dict(os.environ)
+for name in {MAIN_MODULES!r}:
+    importlib.import_module(name)
+after = dict(os.environ)
+print(json.dumps({{key: [before.get(key), after.get(key)] for key in before.keys() | after.keys()
+                  if before.get(key) != after.get(key)}}))
+"""
+
+
+def test_importing_geosweep_leaves_the_environment_unchanged():
+    bare = {name: os.environ[name] for name in ("PATH", "HOME", "PYTHONPATH") if name in os.environ}
+    probe = subprocess.run([sys.executable, "-c", PROBE], env=bare, capture_output=True, text=True, timeout=120)
+    assert probe.returncode == 0, probe.stderr
+    assert json.loads(probe.stdout.splitlines()[-1]) == {}
