@@ -67,8 +67,9 @@ def test_a_missing_or_nan_metric_fails_the_night():
         "e", ("val_acc", "val_gap"), {"val_gap": math.nan}, history, {"val_acc": ACCURACY, "val_gap": GAP}, 5
     )
     assert [(r.metric, r.status, r.current, r.baseline) for r in results] == [
-        ("val_acc", "missing", None, 0.8), ("val_gap", "missing", None, 3.0),
-    ]  # fmt: skip
+        ("val_acc", "missing", None, 0.8),
+        ("val_gap", "missing", None, 3.0),
+    ]
     assert night_status(results, {}) == "regressed"
     assert compare_metric("e", "val_acc", None, [], ACCURACY, 5).status == "missing"  # tracked but never recorded
 

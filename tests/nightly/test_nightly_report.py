@@ -14,8 +14,18 @@ def night(**fields) -> Night:
         compare_metric("shapes-pointnet-raw-none", "test_acc/so3", 0.27, [0.27], ACCURACY, 5),
         compare_metric("tsp20-<raw>", "val_gap", 3.0, [], Tolerance(better="lower", absolute=0.5), 5),
     ]
-    return Night(**{"suite": "nightly", "date": "2025-01-03", "status": "regressed", "window": 5,
-                    "comparisons": comparisons, "failures": {}, "tags": TAGS, **fields})  # fmt: skip
+    return Night(
+        **{
+            "suite": "nightly",
+            "date": "2025-01-03",
+            "status": "regressed",
+            "window": 5,
+            "comparisons": comparisons,
+            "failures": {},
+            "tags": TAGS,
+            **fields,
+        }
+    )
 
 
 def test_markdown_puts_the_verdict_and_the_regressed_metric_first():
@@ -26,8 +36,10 @@ def test_markdown_puts_the_verdict_and_the_regressed_metric_first():
     assert "- `shapes-broken`: WorkerGroupError: ValueError: max_points" in head
     regressions, everything = rest.split("## Every tracked metric", 1)
     assert regressions.count("| `shapes-pointnet-raw-none` |") == 1
-    assert ("| `val_acc (higher is better)` | 0.715 (2 nights) | 0.07 | -0.645 | drop <= 0.05 | **regressed** |"
-            in regressions)  # fmt: skip
+    assert (
+        "| `val_acc (higher is better)` | 0.715 (2 nights) | 0.07 | -0.645 | drop <= 0.05 | **regressed** |"
+        in regressions
+    )
     assert "| ok |" in everything and "| - | 3 | - | - | new |" in everything
 
 

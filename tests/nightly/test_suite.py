@@ -46,7 +46,10 @@ def test_the_suite_is_the_cross_product_with_fixed_seeds_tested_on_so3(suite):
             for hypernet in ("none", "mip"):
                 config = runs[f"shapes-{backbone}-{representation}-{hypernet}"].config
                 assert (config.backbone.name, config.representation.name, config.hypernet.name) == (
-                    backbone, representation, hypernet)  # fmt: skip
+                    backbone,
+                    representation,
+                    hypernet,
+                )
                 assert (
                     config.seed == 0 and config.dataset.rotation.train == "z" and config.dataset.rotation.test == "so3"
                 )
@@ -71,10 +74,14 @@ def test_smoke_derives_from_the_suite_by_overrides_only(suite, smoke):
 
 def test_set_reaches_into_override_mappings_as_one_run_config_path():
     raw = {"run_overrides": {"seed": 0}, "runs": {"a": {"overrides": {}}}}
-    result = set_suite_values(raw, {"run_overrides.optimizer.lr": 1e-6, "runs.a.overrides.backbone.name": "dgcnn",
-                                    "baseline_window": 3})  # fmt: skip
-    assert result == {"run_overrides": {"seed": 0, "optimizer.lr": 1e-6}, "baseline_window": 3,
-                      "runs": {"a": {"overrides": {"backbone.name": "dgcnn"}}}}  # fmt: skip
+    result = set_suite_values(
+        raw, {"run_overrides.optimizer.lr": 1e-6, "runs.a.overrides.backbone.name": "dgcnn", "baseline_window": 3}
+    )
+    assert result == {
+        "run_overrides": {"seed": 0, "optimizer.lr": 1e-6},
+        "baseline_window": 3,
+        "runs": {"a": {"overrides": {"backbone.name": "dgcnn"}}},
+    }
     suite = load_suite(NIGHTLY / "smoke.yaml", ["run_overrides.optimizer.lr=1e-6", "baseline_window=2"])
     assert suite.baseline_window == 2
     assert all(entry.config.optimizer.lr == 1e-6 for entry in runs_by_name(suite).values())
@@ -97,20 +104,35 @@ def write_suite(tmp_path: Path, **fields) -> Path:
     ("fields", "expected"),
     [
         ({"baseline_window": 0}, "baseline_window: Input should be greater than or equal to 1"),
-        ({"tolerances": {"val_acc": {"better": "up"}}}, "tolerances.val_acc.better: Input should be 'higher' or 'lower'"),
+        (
+            {"tolerances": {"val_acc": {"better": "up"}}},
+            "tolerances.val_acc.better: Input should be 'higher' or 'lower'",
+        ),
         ({"metrics": ["val_acc", "val_gap"]}, "runs.r.metrics: no tolerance for 'val_gap' (add tolerances.val_gap)"),
-        ({"runs": {"r": {"confg": "x.yaml"}}}, "runs.r.confg: unknown key (valid keys here: config, overrides, matrix, metrics)"),
-        ({"runs": {"r-{backbone}": {"config": "x.yaml"}}}, "name placeholders ['backbone'] must be exactly the matrix axes []"),
+        (
+            {"runs": {"r": {"confg": "x.yaml"}}},
+            "runs.r.confg: unknown key (valid keys here: config, overrides, matrix, metrics)",
+        ),
+        (
+            {"runs": {"r-{backbone}": {"config": "x.yaml"}}},
+            "name placeholders ['backbone'] must be exactly the matrix axes []",
+        ),
         ({"select": ["nope"]}, "select: unknown entries ['nope']; valid names: r"),
         ({"metrics": []}, "runs.r: tracks no metric"),
-        ({"runs": {"r '{x}": {"config": "x.yaml", "matrix": {"x": {"a": {}}}}}},
-         "entry names may hold only letters, digits and _ . - (got [\"r 'a\"])"),
-        ({"performance": {"p": {"figure": "platform_overhead", "config": "x.yaml", "epochs": 2, "warmup": 2}}},
-         "performance.p: epochs (2) must exceed warmup (2): no epoch would be measured"),
-        ({"performance": {"p": {"figure": "representation_throughput", "cloud": 3}}},
-         "performance.p.cloud: unknown key (valid keys here: figure, clouds, points, oracle_clouds)"),
+        (
+            {"runs": {"r '{x}": {"config": "x.yaml", "matrix": {"x": {"a": {}}}}}},
+            'entry names may hold only letters, digits and _ . - (got ["r \'a"])',
+        ),
+        (
+            {"performance": {"p": {"figure": "platform_overhead", "config": "x.yaml", "epochs": 2, "warmup": 2}}},
+            "performance.p: epochs (2) must exceed warmup (2): no epoch would be measured",
+        ),
+        (
+            {"performance": {"p": {"figure": "representation_throughput", "cloud": 3}}},
+            "performance.p.cloud: unknown key (valid keys here: figure, clouds, points, oracle_clouds)",
+        ),
     ],
-)  # fmt: skip
+)
 def test_a_bad_suite_names_the_field(tmp_path, fields, expected):
     with pytest.raises(ConfigError) as error:
         load_suite(write_suite(tmp_path, **fields))

@@ -16,6 +16,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from geosweep.config import load_run_config
+from geosweep.nightly import store
 from geosweep.sweep.config import SweepConfig, trial_config
 from geosweep.sweep.run import start_parent_run
 from geosweep.tracking import EpochLogger, end_run, start_run
@@ -100,13 +101,11 @@ def build_nightly(uri: str, dates: tuple[str, ...] = ("2026-01-01", "2026-01-02"
     client = MlflowClient(uri)
     experiment = experiment_id(client, "nightly")
     for day, date in enumerate(dates):
-        night = client.create_run(
-            experiment, run_name=f"smoke-{date}", tags={"nightly.parent": "true", "nightly.date": date}
-        )
+        night = client.create_run(experiment, run_name=f"smoke-{date}", tags={store.PARENT: "true", store.DATE: date})
         suite = "tolerances: {val_acc: {max_drop: 0.05}, samples_per_sec: {max_drop_frac: 0.3}}\n"
         client.log_text(night.info.run_id, suite, "suite.yaml")
         for k, entry in enumerate(("pointnet-tinv_mds", "pointnet-raw")):
-            tags = {"mlflow.parentRunId": night.info.run_id, "nightly.date": date, "nightly.entry": entry}
+            tags = {"mlflow.parentRunId": night.info.run_id, store.DATE: date, store.ENTRY: entry}
             run = client.create_run(experiment, run_name=f"{entry}-{date}", tags=tags)
             metrics = {
                 "val_acc": 0.8 + 0.01 * day - 0.05 * k,

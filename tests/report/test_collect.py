@@ -1,40 +1,30 @@
-"""Runs to rows: which config params name a configuration."""
+"""What the report collects from MLflow beyond the rows: the nightly history, wherever the suite records it."""
 
-from mlflow.entities import Param, Run, RunData, RunInfo
+from pathlib import Path
 
-from geosweep.report.collect import distinguishing_params, run_rows
-from geosweep.sweep.leaderboard import configuration_label
+from mlflow.tracking import MlflowClient
 
+from geosweep.nightly import store
+from geosweep.nightly.suite import load_suite
+from geosweep.report.collect import nightly_history
+from report.sweep_store import fresh_store
 
-def run(status: str = "FINISHED", **params: str) -> Run:
-    info = RunInfo(run_id=str(len(params)), experiment_id="1", user_id="", status=status, start_time=1_000,
-                   end_time=61_000, lifecycle_stage="active", run_name="r")  # fmt: skip
-    return Run(info, RunData(params=[Param(key.replace("__", "."), value) for key, value in params.items()]))
-
-
-def test_a_conditional_component_is_named_by_its_name_alone():
-    none = {
-        "hypernet__name": "none",
-        "hypernet__kwargs": "{}",
-        "epochs": "3",
-        "tracking__tracking_uri": "sqlite:///a.db",
-    }
-    mip = {
-        "hypernet__name": "mip",
-        "hypernet__kwargs__hidden": "[16]",
-        "epochs": "3",
-        "tracking__tracking_uri": "sqlite:///b.db",
-    }
-    runs = [run(**none, seed="0"), run(**none, seed="1"), run(**mip, seed="0"), run("FAILED", **mip, seed="1")]
-    assert distinguishing_params(runs) == ["hypernet.name"]  # not the seed, the constant epochs, nor the store
-    rows = run_rows(runs)
-    assert [configuration_label(row) for row in rows] == ["hypernet.name=none"] * 2 + ["hypernet.name=mip"] * 2
-    assert [row["status"] for row in rows] == ["finished", "finished", "finished", "failed"]
-    assert rows[0]["seconds"] == 60.0 and rows[0]["sampled"]["seed"] == "0"
+SMOKE = Path(__file__).parents[2] / "configs/nightly/smoke.yaml"
 
 
-def test_a_kwarg_that_tells_two_runs_apart_is_kept():
-    default = {"representation__name": "tinv_mds", "representation__kwargs": "{}"}
-    explicit = {"representation__name": "tinv_mds", "representation__kwargs__sign_rule": "abs_weighted"}
-    third = {"representation__name": "tinv_mds", "representation__kwargs__sign_rule": "third_moment"}
-    assert distinguishing_params([run(**default), run(**explicit), run(**third)]) == ["representation.kwargs.sign_rule"]
+def test_nightly_history_is_read_from_the_experiment_the_suite_names(tmp_path, tmp_path_factory):
+    suite = load_suite(SMOKE, ["experiment=gpu-nights"])
+    client = MlflowClient(fresh_store(tmp_path_factory, tmp_path))
+    experiment = client.create_experiment(suite.experiment)
+    for date, value in (("2026-02-01", 0.7), ("2026-02-02", 0.75)):
+        night = store.start_night(client, experiment, suite.name, date, "tolerances: {val_acc: {}}\n")
+        tags = store.child_tags(night, suite.name, date, "shapes-pointnet-raw-none")
+        child = store.start_child(client, experiment, tags, params={})
+        store.log_metrics(client, child, {"val_acc": value, "train_loss": 0.1})
+        client.set_terminated(child)
+        store.finish_night(client, night, "passed", {})
+
+    nightly = nightly_history(client)
+
+    assert nightly.series == {"val_acc": {"shapes-pointnet-raw-none": [("2026-02-01", 0.7), ("2026-02-02", 0.75)]}}
+    assert nightly.note == ""

@@ -71,6 +71,6 @@ def test_a_lone_run_without_nightly_history_still_gets_a_page(tmp_path, tmp_path
     assert main(["report", "empty", "-o", str(tmp_path / "r.html"), "--tracking-uri", uri]) == 2
     assert "error: experiment empty holds no runs yet" in capsys.readouterr().err
     page = report(tmp_path, uri, "solo")
-    assert "No experiment &#x27;nightly&#x27; in this store" in page and 'id="nightly"' not in page
+    assert "No run tagged nightly.parent=true in this store" in page and 'id="nightly"' not in page
     assert 'id="learning-curves"' in page and "No configuration has both val_acc and an invariance error" in page
     assert "<td>(one configuration)</td><td>1</td><td>0.5 +- 0</td>" in page

@@ -1,6 +1,5 @@
-"""Two Ray nodes on this machine (ray.cluster_utils.Cluster): a sweep trial whose 2 DDP workers run on different nodes."""
+"""Two Ray nodes on this machine (ray.cluster_utils.Cluster): a sweep trial's 2 DDP workers run on different nodes."""
 
-import socket
 from pathlib import Path
 
 import pytest
@@ -9,18 +8,13 @@ from mlflow.tracking import MlflowClient
 from ray.cluster_utils import Cluster
 from ray.util.state import list_actors
 
+from geosweep.localhost import free_port
 from geosweep.sweep.config import SweepConfig
 from geosweep.sweep.run import run_sweep
 from geosweep.train.checkpoint import load_state
 
 # Slow: 50 s on 2 quiet cores, 2.5 min on busy ones (two raylets, a dashboard, a worker group across nodes).
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

@@ -29,10 +29,12 @@ def test_resume_finishes_the_sweep_without_rerunning_finished_trials(tiny_config
     tiny_config.update(epochs=3, scaling={"num_workers": 1, "cpus_per_worker": 0.9})
     tiny_config["tracking"]["tracking_uri"] = uri
     sweep = {
-        "name": "resumable", "base": tiny_config, "storage_path": str(tmp_path / "ray"),
+        "name": "resumable",
+        "base": tiny_config,
+        "storage_path": str(tmp_path / "ray"),
         "space": {"optimizer.lr": {"grid": [1e-3, 2e-3, 3e-3, 4e-3]}},
         "resources": {"max_concurrent_trials": 1},  # one at a time: a clean "some finished, some not" cut
-    }  # fmt: skip
+    }
     path = tmp_path / "sweep.yaml"
     path.write_text(yaml.safe_dump(sweep))
     command = [sys.executable, "-m", "geosweep.cli", "sweep", str(path)]

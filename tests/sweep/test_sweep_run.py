@@ -37,13 +37,16 @@ def test_asha_sweep_stops_trials_early_and_lands_in_mlflow(ray_local, mlflow_uri
     # less, so its training loss is higher.
     tiny_config["epochs"] = 4
     spec = sweep_of(
-        tiny_config, tmp_path,
-        space={"optimizer.lr": {"grid": [1e-2, 3e-3, 3e-5, 1e-5]}},  # good first: the later, slower ones fall below the bar
-        metric="train_loss", mode="min",
+        tiny_config,
+        tmp_path,
+        # Good first: the later, slower ones fall below the bar.
+        space={"optimizer.lr": {"grid": [1e-2, 3e-3, 3e-5, 1e-5]}},
+        metric="train_loss",
+        mode="min",
         scheduler={"name": "asha", "grace_period": 1, "reduction_factor": 2},
         resources={"max_concurrent_trials": 1},
         progress_interval_s=2,
-    )  # fmt: skip
+    )
     results, table = run_sweep(spec)
     assert len(results) == 4 and not results.errors
     epochs_of = {result.config["optimizer.lr"]: result.metrics["epoch"] for result in results}
@@ -86,13 +89,13 @@ def test_asha_sweep_stops_trials_early_and_lands_in_mlflow(ray_local, mlflow_uri
 
 
 def test_failed_trials_are_reported_and_the_rest_finish(ray_local, mlflow_uri, tiny_config, tmp_path):
-    spec = sweep_of(tiny_config, tmp_path, space={
-        "representation": {"grid": [
-            {"name": "tinv_mds"},
-            {"name": "geodesic_mds", "kwargs": {"max_points": 16}},  # raises: clouds have 64 points
-        ]},
-        "optimizer": {"grid": [{"name": "adam", "lr": 0.001}, {"name": "sgd", "lr": 1.0e+30}]},  # the second diverges
-    })  # fmt: skip
+    too_few_points = {"name": "geodesic_mds", "kwargs": {"max_points": 16}}  # raises: clouds have 64 points
+    diverging = {"name": "sgd", "lr": 1.0e30}
+    space = {
+        "representation": {"grid": [{"name": "tinv_mds"}, too_few_points]},
+        "optimizer": {"grid": [{"name": "adam", "lr": 0.001}, diverging]},
+    }
+    spec = sweep_of(tiny_config, tmp_path, space=space)
     results, table = run_sweep(spec)
     assert len(results) == 4 and "| finished |" in table
     messages = [str(error) for error in results.errors]
@@ -104,5 +107,14 @@ def test_failed_trials_are_reported_and_the_rest_finish(ray_local, mlflow_uri, t
     board = Path(client.download_artifacts(parent.info.run_id, "leaderboard.md")).read_text()
     assert board.count("1 failed") == 3 and "| finished |" in board
     plot = Path(client.download_artifacts(parent.info.run_id, "parallel_coordinates.html")).read_text()
-    assert '"ticktext":["finished","failed"]' in plot and '"label":"representation"' in plot  # failed trials drawn
-    assert parent.info.status == "FINISHED" or client.get_run(parent.info.run_id).info.status == "FAILED"
+    assert '"ticktext":["finished","failed"]' in plot and '"label":"representation.name"' in plot  # failed trials drawn
+    assert parent.info.status == "FAILED"  # a sweep with failed trials is not a finished one
+    statuses = {
+        (kid.data.params["representation.name"], kid.data.params["optimizer.name"]): kid.info.status for kid in kids
+    }
+    assert statuses == {
+        ("tinv_mds", "adam"): "FINISHED",
+        ("tinv_mds", "sgd"): "FAILED",
+        ("geodesic_mds", "adam"): "FAILED",
+        ("geodesic_mds", "sgd"): "FAILED",
+    }

@@ -25,6 +25,8 @@ _EPSILON = 1e-9
 
 @dataclass(frozen=True)
 class Comparison:
+    """One tracked metric of one entry: tonight's value, its baseline and the verdict."""
+
     entry: str
     metric: str
     current: float | None
@@ -52,8 +54,11 @@ def compare_metric(
     """Tonight's value of one metric against its baseline.
 
     Args:
+        entry: the suite entry's name.
+        metric: the metric's name.
         current: tonight's value; None when the entry did not record it.
         history: the metric's values on past passed nights, newest first.
+        tolerance: how far the metric may move in its worse direction.
         window: K, how many of them the baseline takes.
     """
     if current is not None and not math.isfinite(current):
@@ -83,9 +88,13 @@ def compare_entry(
     """Every tracked metric of one entry.
 
     Args:
+        entry: the suite entry's name.
+        metrics: the entry's tracked metrics, each compared.
         current: the metrics tonight's run of the entry recorded.
         history: the metrics of the entry's runs on past passed nights, newest first;
             a night that lacks a metric is skipped for that metric.
+        tolerances: metric -> its tolerance (every tracked metric has one).
+        window: K, how many past nights a baseline takes.
     """
     comparisons = []
     for metric in metrics:

@@ -33,6 +33,7 @@ def measure(
 
 
 def platform_overhead(spec: PlatformOverhead, storage_path: str | None, tracking_uri: str | None) -> dict[str, float]:
+    """Platform overhead: s/epoch under geosweep over a plain PyTorch loop's, plus the seconds behind it."""
     overhead = measure_overhead(
         Path(spec.config),
         epochs=spec.epochs,
@@ -52,5 +53,6 @@ def platform_overhead(spec: PlatformOverhead, storage_path: str | None, tracking
 
 
 def representation_throughput(spec: RepresentationThroughput) -> dict[str, float]:
+    """The representation speed ratios of `throughput_ratios`, under `perf/`."""
     ratios = throughput_ratios(clouds=spec.clouds, points=spec.points, oracle_clouds=spec.oracle_clouds)
     return {f"perf/{name}": value for name, value in ratios.items()}

@@ -10,6 +10,8 @@ from geosweep.nightly.compare import FAILING, Comparison
 
 @dataclass(frozen=True)
 class Night:
+    """Everything one night's report shows."""
+
     suite: str
     date: str
     status: str  # passed | regressed
@@ -33,12 +35,13 @@ def rows(comparisons: list[Comparison]) -> list[tuple[str, ...]]:
         worse = "drop" if c.better == "higher" else "rise"
         baseline = "-" if c.baseline is None else f"{c.baseline:.4g} ({c.nights} night{'s' * (c.nights != 1)})"
         allowed = "-" if c.allowed is None else f"{worse} <= {c.allowed:.4g}"
-        table.append((c.entry, f"{c.metric} ({c.better} is better)", baseline, number(c.current),
-                      number(c.change, signed=True), allowed, c.status))  # fmt: skip
+        metric = f"{c.metric} ({c.better} is better)"
+        table.append((c.entry, metric, baseline, number(c.current), number(c.change, signed=True), allowed, c.status))
     return table
 
 
 def summary_lines(night: Night) -> list[str]:
+    """The report's preamble: what the night ran on (git, hardware) and what the baseline is."""
     tags = night.tags
     gpu = f", GPU {tags['hardware.gpu']}" if "hardware.gpu" in tags else ""
     return [
@@ -110,8 +113,9 @@ def html_page(night: Night) -> str:
 def _html_table(cells: list[tuple[str, ...]]) -> str:
     head = "".join(f"<th>{column}</th>" for column in COLUMNS)
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row[:-1])
+        "<tr>"
+        + "".join(f"<td>{html.escape(cell)}</td>" for cell in row[:-1])
         + f"<td class='{html.escape(row[-1])}'>{html.escape(row[-1])}</td></tr>"
         for row in cells
-    )  # fmt: skip
+    )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

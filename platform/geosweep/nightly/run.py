@@ -66,10 +66,17 @@ def run_nightly(suite: SuiteConfig, date: str, out: TextIO = sys.stdout) -> int:
         comparisons = []
         for entry in entries:
             if entry.name in results:  # a failed entry is reported as failed, not metric by metric
-                comparisons += compare_entry(entry.name, entry.metrics, results[entry.name], history[entry.name],
-                                             suite.tolerances, suite.baseline_window)  # fmt: skip
-        night = Night(suite.name, date, night_status(comparisons, failures), suite.baseline_window, comparisons,
-                      failures, client.get_run(parent).data.tags)  # fmt: skip
+                comparisons += compare_entry(
+                    entry.name,
+                    entry.metrics,
+                    results[entry.name],
+                    history[entry.name],
+                    suite.tolerances,
+                    suite.baseline_window,
+                )
+        status = night_status(comparisons, failures)
+        tags = client.get_run(parent).data.tags
+        night = Night(suite.name, date, status, suite.baseline_window, comparisons, failures, tags)
         report = markdown(night)
         store.finish_night(
             client, parent, night.status, {"nightly_report.md": report, "nightly_report.html": html_page(night)}
@@ -107,6 +114,7 @@ def error_summary(err: BaseException, limit: int = 400) -> str:
 
 
 def night_date(text: str) -> str:
+    """`--date`'s type: an ISO date, as YYYY-MM-DD."""
     try:
         return datetime.date.fromisoformat(text).isoformat()
     except ValueError:
@@ -114,14 +122,23 @@ def night_date(text: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The nightly job's command line; returns its exit status."""
     parser = argparse.ArgumentParser(prog="nightly", description=__doc__.split("\n")[0])
     parser.add_argument("--config", required=True, help="nightly suite YAML, e.g. configs/nightly/suite.yaml")
     parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
         help="override a suite field, e.g. --set baseline_window=7 or --set run_overrides.epochs=2 (repeatable)",
-    )  # fmt: skip
-    parser.add_argument("--date", type=night_date, default=datetime.datetime.now(datetime.UTC).date().isoformat(),
-                        help="the night's date, YYYY-MM-DD (default: today in UTC, as the schedule's submission id)")  # fmt: skip
+    )
+    parser.add_argument(
+        "--date",
+        type=night_date,
+        default=datetime.datetime.now(datetime.UTC).date().isoformat(),
+        help="the night's date, YYYY-MM-DD (default: today in UTC, as the schedule's submission id)",
+    )
     args = parser.parse_args(argv)
     try:
         return run_nightly(load_suite(args.config, args.overrides), args.date)

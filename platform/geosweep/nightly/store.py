@@ -40,6 +40,7 @@ def hardware_tags() -> dict[str, str]:
 
 
 def cpu_model() -> str:
+    """The machine's CPU model, recorded so that nights on different hardware are not compared blindly."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -62,6 +63,7 @@ def start_night(client: MlflowClient, experiment_id: str, suite: str, date: str,
 
 
 def child_tags(parent_run_id: str, suite: str, date: str, entry: str) -> dict[str, str]:
+    """Tags that file an entry's run under its night."""
     return {"mlflow.parentRunId": parent_run_id, SUITE: suite, DATE: date, ENTRY: entry}
 
 
@@ -74,6 +76,7 @@ def start_child(client: MlflowClient, experiment_id: str, tags: dict[str, str], 
 
 
 def log_metrics(client: MlflowClient, run_id: str, metrics: dict[str, float]) -> None:
+    """Log metrics at step 0 in one batch."""
     now = int(time.time() * 1000)
     client.log_batch(run_id, metrics=[Metric(key, float(value), now, 0) for key, value in metrics.items()])
 

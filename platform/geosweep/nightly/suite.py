@@ -36,11 +36,13 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from geosweep.config import (
     ConfigError,
     RunConfig,
+    StrictModel,
+    format_errors,
     load_run_config,
     parse_run_config,
     parse_set_items,
@@ -53,11 +55,7 @@ OVERRIDE_MAPPINGS = ("overrides", "run_overrides")
 ENTRY_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Tolerance(_Strict):
+class Tolerance(StrictModel):
     """How far a metric may move in its worse direction from its baseline: absolute + relative * |baseline|."""
 
     better: Literal["higher", "lower"]
@@ -65,10 +63,11 @@ class Tolerance(_Strict):
     relative: float = Field(0.0, ge=0)  # a fraction of the baseline: 0.2 = a 20 % drop (or rise)
 
     def allowed(self, baseline: float) -> float:
+        """The largest change from `baseline` that is not a regression."""
         return self.absolute + self.relative * abs(baseline)
 
 
-class RunEntry(_Strict):
+class RunEntry(StrictModel):
     """Training runs: a run config file plus overrides, expanded over `matrix` (one run per combination)."""
 
     config: str = Field(min_length=1)  # a run config YAML, relative to the suite file that names it
@@ -77,7 +76,7 @@ class RunEntry(_Strict):
     metrics: list[str] | None = None  # tracked metrics; None: the suite's `metrics`
 
 
-class PlatformOverhead(_Strict):
+class PlatformOverhead(StrictModel):
     """s/epoch under geosweep (Ray Train, 1 worker) / a plain PyTorch loop, side by side (geosweep.bench.overhead)."""
 
     metrics: ClassVar[tuple[str, ...]] = ("perf/platform_overhead_ratio",)
@@ -96,7 +95,7 @@ class PlatformOverhead(_Strict):
         return self
 
 
-class RepresentationThroughput(_Strict):
+class RepresentationThroughput(StrictModel):
     """tinv_mds against classical N x N MDS, and fa against tinv_mds per forward (geosweep.bench.representations)."""
 
     metrics: ClassVar[tuple[str, ...]] = ("perf/tinv_mds_speedup_vs_classical_mds", "perf/fa_over_tinv_mds_forward")
@@ -110,7 +109,7 @@ Figure = Annotated[PlatformOverhead | RepresentationThroughput, Field(discrimina
 FIGURES = {"platform_overhead": PlatformOverhead, "representation_throughput": RepresentationThroughput}
 
 
-class SuiteConfig(_Strict):
+class SuiteConfig(StrictModel):
     """One nightly benchmark: what runs, and when a metric counts as regressed."""
 
     name: str = Field(min_length=1, pattern=f"^{ENTRY_NAME.pattern}$")  # nights compare only with nights of this name
@@ -162,6 +161,8 @@ class SuiteConfig(_Strict):
 
 @dataclass(frozen=True)
 class PlannedRun:
+    """One training entry of a night: its name and resolved config."""
+
     name: str
     config: RunConfig
     metrics: tuple[str, ...]
@@ -169,6 +170,8 @@ class PlannedRun:
 
 @dataclass(frozen=True)
 class PlannedFigure:
+    """One benchmark figure of a night: its name and what measures it."""
+
     name: str
     spec: PlatformOverhead | RepresentationThroughput
     metrics: tuple[str, ...]
@@ -179,7 +182,7 @@ def expand(key: str, entry: RunEntry) -> list[tuple[str, list[dict[str, Any]]]]:
     axes = list(entry.matrix)
     runs = []
     for combination in itertools.product(*(entry.matrix[axis].items() for axis in axes)):
-        labels = {axis: label for axis, (label, _) in zip(axes, combination)}
+        labels = {axis: label for axis, (label, _) in zip(axes, combination, strict=True)}
         runs.append((key.format(**labels), [entry.overrides, *(overrides for _, overrides in combination)]))
     return runs
 
@@ -235,7 +238,7 @@ def load_suite(path: str | Path, overrides: list[str] = ()) -> SuiteConfig:
     try:
         suite = SuiteConfig.model_validate(_with_absolute_paths(raw, Path.cwd()))
     except pydantic.ValidationError as err:
-        raise ConfigError(f"{path}: invalid nightly suite\n" + format_suite_errors(err)) from None
+        raise ConfigError(f"{path}: invalid nightly suite\n" + format_errors(err, SuiteConfig)) from None
     plan(suite)
     return suite
 
@@ -282,36 +285,3 @@ def _with_absolute_paths(raw: dict[str, Any], directory: Path) -> dict[str, Any]
             if isinstance(entry, dict) and isinstance(entry.get("config"), str):
                 entry["config"] = str((directory / entry["config"]).resolve())
     return result
-
-
-def format_suite_errors(err: pydantic.ValidationError) -> str:
-    """One line per problem: `field.path: what is wrong (got value)`, unknown keys with the valid ones."""
-    lines = []
-    for e in err.errors():
-        loc = [str(part) for part in e["loc"]]
-        if loc[:1] == ["performance"] and len(loc) > 2 and loc[2] in FIGURES:
-            loc.pop(2)  # pydantic names the figure kind in the path; the entry's key already says where
-        field = ".".join(loc)
-        if not loc:  # the suite-wide checks: one problem per line, each naming its field
-            lines += [f"  {problem}" for problem in e["msg"].removeprefix("Value error, ").splitlines()]
-        elif e["type"] == "extra_forbidden":
-            lines.append(f"  {field}: unknown key (valid keys here: {', '.join(_keys_at(e['loc'][:-1]))})")
-        elif e["type"] == "missing":
-            lines.append(f"  {field}: required field is missing")
-        else:
-            message = e["msg"].removeprefix("Value error, ")
-            lines.append(f"  {field}: {message} (got {e['input']!r})")
-    return "\n".join(lines)
-
-
-def _keys_at(loc: tuple) -> list[str]:
-    """The valid keys of the mapping at `loc` in a suite."""
-    if not loc:
-        model: type[BaseModel] = SuiteConfig
-    elif loc[0] == "runs":
-        model = RunEntry
-    elif loc[0] == "tolerances":
-        model = Tolerance
-    else:  # performance.<name>.<figure kind>
-        model = FIGURES[str(loc[-1])]
-    return [name for name in model.model_fields]

@@ -1,8 +1,7 @@
 """What the report shows, read from MLflow: the runs of an experiment or of a sweep, their curves, the nightly history.
 
-Runs become the same rows the sweep's leaderboard groups; their `sampled`
-values are the config params that tell the runs' configurations apart (the
-sweep's axes, whatever produced the runs).
+Runs become rows as the sweep's leaderboard makes them (geosweep.comparison.rows), so
+a sweep's report and its leaderboard name and group its configurations alike.
 """
 
 from __future__ import annotations
@@ -18,20 +17,8 @@ from mlflow.entities import Run, ViewType
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from geosweep.sweep.leaderboard import configuration_label
-from geosweep.sweep.space import SEED_KEY
-
-NIGHTLY_EXPERIMENT = "nightly"
-# Params that differ between runs without making them different configurations.
-NOT_AXES = ("tracking.", "cache.")
-# MLflow run status -> leaderboard status (a sweep marks trials its scheduler stopped KILLED).
-STATUS = {
-    "FINISHED": "finished",
-    "FAILED": "failed",
-    "KILLED": "stopped early",
-    "RUNNING": "running",
-    "SCHEDULED": "running",
-}
+from geosweep.comparison.rows import Row, configuration_label, run_rows
+from geosweep.nightly import store
 
 
 class ReportError(ValueError):
@@ -54,12 +41,13 @@ class ReportData:
     tracking_uri: str
     metric: str
     mode: str
-    rows: list[dict]
+    rows: list[Row]
     curves: dict[str, list[tuple[str, list[int], list[float]]]]
     nightly: Nightly
 
 
 def paged_runs(client: MlflowClient, experiment_ids: list[str], query: str = "") -> Iterator[Run]:
+    """Every run of `experiment_ids` matching `query`, oldest first, read a page at a time."""
     token = None
     while True:
         order = ["attributes.start_time ASC"]
@@ -71,6 +59,7 @@ def paged_runs(client: MlflowClient, experiment_ids: list[str], query: str = "")
 
 
 def sweep_parents(client: MlflowClient, name: str | None = None) -> list[Run]:
+    """The parent runs of every sweep, or of sweep `name`, in any active experiment."""
     experiments = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ACTIVE_ONLY)]
     query = "tags.`sweep.parent` = 'true'" + (f" and tags.`sweep.name` = '{name}'" if name else "")
     return list(paged_runs(client, experiments, query)) if experiments else []
@@ -111,49 +100,14 @@ def find_runs(client: MlflowClient, name: str) -> tuple[str, list[Run], dict]:
     return f"sweep {name}", list(paged_runs(client, [parent.info.experiment_id], query)), spec
 
 
-def distinguishing_params(runs: list[Run]) -> list[str]:
-    """The fewest config params (the seed aside) that tell the runs' configurations apart.
-
-    A component flattens into keys that only some runs have (`hypernet.kwargs.hidden`
-    for mip, `hypernet.kwargs` = {} for none) and that say nothing `hypernet.name`
-    does not: a key is kept only if it splits runs that the keys kept before it do
-    not, keys that every run has going first.
-    """
-    params = [run.data.params for run in runs]
-    keys = {key for p in params for key in p if not key.startswith(NOT_AXES)} - {SEED_KEY}
-    kept: list[str] = []
-    distinct = 1
-    for key in sorted(keys, key=lambda k: (sum(k not in p for p in params), k)):
-        split = len({tuple(p.get(k) for k in [*kept, key]) for p in params})
-        if split > distinct:
-            kept.append(key)
-            distinct = split
-    return sorted(kept)
-
-
-def run_rows(runs: list[Run]) -> list[dict]:
-    """One leaderboard row per run; `sampled` holds its distinguishing params and its seed."""
-    axes = [*distinguishing_params(runs), SEED_KEY]
-    rows = []
-    for run in runs:
-        ended = run.info.end_time and run.info.start_time
-        rows.append({
-            "sampled": {key: run.data.params.get(key) for key in axes}, "status": STATUS.get(run.info.status, "failed"),
-            "seconds": (run.info.end_time - run.info.start_time) / 1000 if ended else None,
-            "metrics": run.data.metrics, "error": "", "run_id": run.info.run_id, "run_name": run.info.run_name,
-            "tags": run.data.tags, "params": run.data.params,
-        })  # fmt: skip
-    return rows
-
-
-def learning_curves(client: MlflowClient, rows: list[dict], metric: str) -> dict:
+def learning_curves(client: MlflowClient, rows: list[Row], metric: str) -> dict:
     """Configuration -> [(run name, epochs, values)] of `metric` for every run that logged it."""
     curves: dict[str, list[tuple[str, list[int], list[float]]]] = {}
     for row in rows:
-        history = sorted(client.get_metric_history(row["run_id"], metric), key=lambda m: m.step)
+        history = sorted(client.get_metric_history(row.run_id, metric), key=lambda m: m.step)
         if history:
             curves.setdefault(configuration_label(row), []).append(
-                (row["run_name"], [m.step for m in history], [m.value for m in history])
+                (row.run_name, [m.step for m in history], [m.value for m in history])
             )
     return curves
 
@@ -161,34 +115,34 @@ def learning_curves(client: MlflowClient, rows: list[dict], metric: str) -> dict
 def nightly_history(client: MlflowClient) -> Nightly:
     """Each tracked metric's latest value per nightly date and suite entry (the last run of a date wins).
 
-    Tracked metrics are those the latest night's `suite.yaml` gives a tolerance; without one, every metric.
+    Nights are found by their tags wherever the suite's `experiment` put them. Tracked
+    metrics are those the latest night's `suite.yaml` gives a tolerance; without one, every metric.
     """
-    experiment = client.get_experiment_by_name(NIGHTLY_EXPERIMENT)
-    if experiment is None or experiment.lifecycle_stage != "active":
-        return Nightly(note=f"No experiment {NIGHTLY_EXPERIMENT!r} in this store: no nightly benchmark has run yet.")
+    experiments = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ACTIVE_ONLY)]
+    nights = list(paged_runs(client, experiments, f"tags.`{store.PARENT}` = 'true'")) if experiments else []
+    if not nights:
+        return Nightly(note=f"No run tagged {store.PARENT}=true in this store: no nightly benchmark has run yet.")
+    homes = sorted({night.info.experiment_id for night in nights})
     latest: dict[tuple[str, str], Run] = {}
-    nights: list[Run] = []
     untagged = 0
-    for run in paged_runs(client, [experiment.experiment_id]):  # oldest first: later runs of a date replace earlier
-        if run.data.tags.get("nightly.parent") == "true":  # a night's parent holds the suite, not results
-            nights.append(run)
+    for run in paged_runs(client, homes):  # oldest first: later runs of a date replace earlier ones
+        if run.data.tags.get(store.PARENT) == "true":  # a night's parent holds the suite, not results
             continue
-        date, entry = run.data.tags.get("nightly.date", ""), run.data.tags.get("nightly.entry")
+        date, entry = run.data.tags.get(store.DATE, ""), run.data.tags.get(store.ENTRY)
         if not entry or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", date):
             untagged += 1
             continue
         latest[(date, entry)] = run
-    tracked = tracked_metrics(client, nights[-1]) if nights else None
+    tracked = tracked_metrics(client, nights[-1])
     series: dict[str, dict[str, list[tuple[str, float]]]] = {}
     for (date, entry), run in sorted(latest.items()):
         for metric, value in run.data.metrics.items():
             if tracked is None or metric in tracked:
                 series.setdefault(metric, {}).setdefault(entry, []).append((date, value))
-    note = (
-        "" if series else f"No run of {NIGHTLY_EXPERIMENT!r} has tracked metrics and nightly.date/nightly.entry tags."
-    )
+    names = ", ".join(sorted(client.get_experiment(home).name for home in homes))
+    note = "" if series else f"No run in {names} has tracked metrics and {store.DATE}/{store.ENTRY} tags."
     if untagged:
-        note += f" {untagged} runs without a YYYY-MM-DD nightly.date or a nightly.entry tag were left out."
+        note += f" {untagged} runs in {names} without a YYYY-MM-DD {store.DATE} or a {store.ENTRY} tag were left out."
     return Nightly(series=series, note=note.strip())
 
 

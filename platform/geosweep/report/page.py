@@ -10,10 +10,11 @@ from pathlib import Path
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
+from geosweep.comparison.figures import parallel_coordinates
+from geosweep.comparison.groups import group_rows, protocol_prefix, result_columns, table_cells, varying_axes
 from geosweep.report import figures
 from geosweep.report.collect import ReportData, collect
 from geosweep.report.tables import html_table, robustness
-from geosweep.sweep.leaderboard import group_rows, protocol_prefix, result_columns, table_cells, varying_axes
 
 # Invariance errors (lower is better) the scatter can put on its x axis, first found wins: the rotation
 # certificate every classifier gets, the claimed-groups one (older runs), TSP's tour-length difference.
@@ -34,28 +35,31 @@ th { background: #f2f2f2; }
 
 
 def plot(figure: go.Figure, div_id: str) -> str:
+    """The figure as a div with id `div_id`, using the page's one copy of plotly.js."""
     return figure.to_html(full_html=False, include_plotlyjs=False, div_id=div_id, config={"displaylogo": False})
 
 
 def note(text: str) -> str:
+    """A paragraph of explanatory text, escaped."""
     return f'<p class="note">{html.escape(text)}</p>'
 
 
 def render(data: ReportData) -> str:
     """The whole page for `data`: leaderboard, parallel coordinates, Pareto scatter, robustness, curves, nightly."""
     rows, metric, mode = data.rows, data.metric, data.mode
-    columns = result_columns(metric, (name for row in rows for name in row["metrics"]))
+    columns = result_columns(metric, (name for row in rows for name in row.metrics))
     groups = group_rows(rows, metric, mode, columns)
-    counts = ", ".join(f"{n} {status}" for status, n in sorted(Counter(r["status"] for r in rows).items()))
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(Counter(r.status for r in rows).items()))
     sections = [
         f"<h1>geosweep report: {html.escape(data.title)}</h1>",
         f"<p>{len(rows)} runs ({counts}) in <code>{html.escape(data.tracking_uri)}</code>; ranked by "
         f"<b>{html.escape(metric)}</b> ({mode}); generated {datetime.datetime.now():%Y-%m-%d %H:%M}.</p>",
-        "<h2>Leaderboard</h2>", note("Configurations grouped over seeds: mean +- std, never best-of."),
+        "<h2>Leaderboard</h2>",
+        note("Configurations grouped over seeds: mean +- std, never best-of."),
         html_table(*table_cells(groups, metric, columns), css_class="leaderboard"),
         "<h2>Parallel coordinates</h2>",
-        plot(figures.parallel_coordinates(rows, varying_axes(rows), metric, mode), "parallel-coordinates"),
-    ]  # fmt: skip
+        plot(parallel_coordinates(rows, varying_axes(rows), metric, mode), "parallel-coordinates"),
+    ]
 
     sections.append("<h2>Accuracy vs invariance error</h2>")
     error = next((e for e in INVARIANCE_ERRORS if e in columns), None)

@@ -7,19 +7,21 @@ import statistics
 from collections import defaultdict
 from typing import get_args
 
+from geosweep.comparison.figures import finite
+from geosweep.comparison.groups import protocol_prefix
+from geosweep.comparison.rows import Row
 from geosweep.data.rotations import RotationProtocol
-from geosweep.report.figures import finite
-from geosweep.sweep.leaderboard import protocol_prefix
 
 AXES = ("representation", "backbone", "hypernet")
 ORDER = get_args(RotationProtocol)  # none, z, so3: columns read from easy to hard
 
 
 def rank(name: str) -> tuple[int, str]:
+    """Sort key for a rotation protocol: the known ones from easy to hard, then any other by name."""
     return (ORDER.index(name) if name in ORDER else len(ORDER), name)
 
 
-def robustness(rows: list[dict], metric: str) -> tuple[list[str], list[list[str]]]:
+def robustness(rows: list[Row], metric: str) -> tuple[list[str], list[list[str]]]:
     """Per-protocol test results by training rotation, per representation x backbone x hypernet.
 
     Columns read `train/test` (z/z, z/so3, so3/so3, ...) from each run's
@@ -33,11 +35,11 @@ def robustness(rows: list[dict], metric: str) -> tuple[list[str], list[list[str]
     prefix = protocol_prefix(metric)
     cells: dict[tuple[str, ...], dict[tuple[str, str], list[float]]] = defaultdict(lambda: defaultdict(list))
     for row in rows:
-        if row["status"] == "failed":
+        if row.status == "failed":
             continue
-        key = tuple(row["tags"].get(f"axis.{axis}", "-") for axis in AXES)
-        train = row["params"].get("dataset.rotation.train", "")
-        for name, value in row["metrics"].items():
+        key = tuple(row.tags.get(f"axis.{axis}", "-") for axis in AXES)
+        train = row.params.get("dataset.rotation.train", "")
+        for name, value in row.metrics.items():
             if name.startswith(prefix) and finite(value) is not None:
                 cells[key][(train, name.removeprefix(prefix))].append(value)
     columns = sorted(

@@ -22,11 +22,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from geosweep.config import (
     ConfigError,
     RunConfig,
+    StrictModel,
     apply_overrides,
     format_errors,
     parse_run_config,
@@ -35,11 +36,7 @@ from geosweep.config import (
 )
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Domain(_Strict):
+class Domain(StrictModel):
     """Exactly one of: grid (every value), choice, uniform, loguniform, randint ([low, high))."""
 
     grid: list[Any] | None = Field(None, min_length=1)
@@ -64,6 +61,7 @@ class Domain(_Strict):
 
     @property
     def kind(self) -> str:
+        """The name of the one distribution this axis is given by."""
         return next(name for name in type(self).model_fields if getattr(self, name) is not None)
 
 
@@ -71,25 +69,33 @@ class Domain(_Strict):
 SEARCHERS_WITHOUT_GRID = ("optuna", "hyperopt")
 
 
-class SearcherSpec(_Strict):
+class SearcherSpec(StrictModel):
+    """How Tune picks trials: a grid, random draws, or a model-based searcher."""
+
     name: Literal["grid", "random", "optuna", "hyperopt"] = "grid"
     num_samples: int = Field(1, ge=1)  # grid/random: repeats of the whole grid; optuna/hyperopt: trials
 
 
-class SchedulerSpec(_Strict):
+class SchedulerSpec(StrictModel):
+    """How Tune stops trials early (none for fifo)."""
+
     name: Literal["fifo", "asha", "median_stop"] = "fifo"
     grace_period: int = Field(1, ge=1)  # epochs every trial gets before it can be stopped
     reduction_factor: float = Field(2.0, gt=1)  # asha only
 
 
-class ResourcesSpec(_Strict):
+class ResourcesSpec(StrictModel):
+    """What each trial's driver holds besides its workers, and where it may run."""
+
     trial_driver_cpus: float = Field(0.05, gt=0, le=1)  # the Tune trial that drives a TorchTrainer
     # Custom resources for trial drivers, e.g. {trial_driver: 0.01} to keep them on cluster.yaml's on-demand nodes.
     trial_driver_resources: dict[str, float] = {}
     max_concurrent_trials: int | None = Field(None, ge=1)  # None: derived from the cluster's CPUs
 
 
-class SweepConfig(_Strict):
+class SweepConfig(StrictModel):
+    """A sweep: a base run config, the axes and hyperparameters Tune varies, its searcher and scheduler."""
+
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     base: RunConfig
     space: dict[str, Domain] = {}

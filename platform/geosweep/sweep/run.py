@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import mlflow.entities
 from mlflow.tracking import MlflowClient
 from ray import tune
 from ray.tune.integration.ray_train import TuneReportCallback
@@ -17,11 +18,12 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule
 
 from geosweep.cluster.admission import TrialDemand
 from geosweep.cluster.preflight import preflight
+from geosweep.comparison.rows import ERROR_TAG, run_rows
 from geosweep.config import RunConfig, set_values
 from geosweep.ray_local import ensure_ray
 from geosweep.sweep.config import SweepConfig, trial_config
-from geosweep.sweep.leaderboard import write_leaderboard
-from geosweep.sweep.progress import use_progress_view
+from geosweep.sweep.leaderboard import leaderboard
+from geosweep.sweep.progress import progress_view
 from geosweep.sweep.space import decode, param_space
 from geosweep.tracking.mlflow_run import experiment_id, finished_run_metrics, lineage_tags, resolve_tracking_uri
 from geosweep.train.launch import run_training
@@ -38,14 +40,28 @@ def run_trial(sampled: dict[str, Any], sweep: dict[str, Any], parent_run_id: str
     if done is not None:
         tune.report({**done, "epoch": config.epochs})
         return
-    run_training(
-        config,
-        storage_path=spec.storage_path,
-        run_name=f"{spec.name}-{trial_id}",  # deterministic: a resumed trial finds its Train run and MLflow run
-        tags={"mlflow.parentRunId": parent_run_id, "sweep.name": spec.name, "sweep.trial_id": trial_id},
-        reuse_by=("sweep.name", "sweep.trial_id"),
-        callbacks=[TuneReportCallback()],
-    )
+    try:
+        run_training(
+            config,
+            storage_path=spec.storage_path,
+            run_name=f"{spec.name}-{trial_id}",  # deterministic: a resumed trial finds its Train run and MLflow run
+            tags={"mlflow.parentRunId": parent_run_id, "sweep.name": spec.name, "sweep.trial_id": trial_id},
+            reuse_by=("sweep.name", "sweep.trial_id"),
+            callbacks=[TuneReportCallback()],
+        )
+    except Exception as error:
+        # Its run says why (the leaderboard and the report show it if Tune counts the trial failed, see ERROR_TAG).
+        client = MlflowClient(resolve_tracking_uri(config.tracking.tracking_uri))
+        query = f"tags.`mlflow.parentRunId` = '{parent_run_id}' and tags.`sweep.trial_id` = '{trial_id}'"
+        for run in client.search_runs([experiment_id(client, config.tracking.experiment)], query, max_results=1):
+            client.set_tag(run.info.run_id, ERROR_TAG, last_line(error))
+        raise
+
+
+def last_line(error: BaseException) -> str:
+    """The last line of an error's text: for a failed Train run, the worker's own exception under its traceback."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[-1][:500] if lines else type(error).__name__  # MLflow caps a tag's value
 
 
 def trial_demand(sweep: SweepConfig) -> TrialDemand:
@@ -85,6 +101,7 @@ def searcher(sweep: SweepConfig):
 
 
 def scheduler(sweep: SweepConfig):
+    """The Tune trial scheduler the sweep names; ASHA and the median rule count time in epochs."""
     spec = sweep.scheduler
     if spec.name == "asha":
         return ASHAScheduler(
@@ -131,19 +148,65 @@ def run_sweep(sweep: SweepConfig, resume: bool = False) -> tuple[tune.ResultGrid
         dict(trial_demand(sweep).driver),
     )
     storage = sweep.storage_path or os.path.expanduser("~/ray_results")
-    # Before restore too: a restored sweep keeps its saved reporter, which needs the output engine this selects.
-    output = use_progress_view(sweep.name, sweep.base.epochs, sweep.progress_interval_s)
-    if resume:  # finished trials keep their results; unfinished ones continue from their last checkpoint
-        tuner = tune.Tuner.restore(f"{storage.rstrip('/')}/{sweep.name}", trainable, resume_unfinished=True)
-    else:
-        tuner = tune.Tuner(
-            trainable,
-            param_space=param_space(sweep),
-            tune_config=tune.TuneConfig(
-                metric=sweep.metric, mode=sweep.mode, search_alg=searcher(sweep), scheduler=scheduler(sweep),
-                num_samples=sweep.searcher.num_samples, max_concurrent_trials=concurrency,
-            ),
-            run_config=tune.RunConfig(name=sweep.name, storage_path=storage, **output),  # output: the view, not Tune's table
-        )  # fmt: skip
-    results = tuner.fit()
-    return results, write_leaderboard(sweep, results, uri, parent_run_id)
+    # Restore too: a restored sweep keeps its saved reporter, which needs the output engine the view selects.
+    with progress_view(sweep.name, sweep.base.epochs, sweep.progress_interval_s) as output:
+        if resume:  # finished trials keep their results; unfinished ones continue from their last checkpoint
+            tuner = tune.Tuner.restore(f"{storage.rstrip('/')}/{sweep.name}", trainable, resume_unfinished=True)
+        else:
+            tuner = tune.Tuner(
+                trainable,
+                param_space=param_space(sweep),
+                tune_config=tune.TuneConfig(
+                    metric=sweep.metric,
+                    mode=sweep.mode,
+                    search_alg=searcher(sweep),
+                    scheduler=scheduler(sweep),
+                    num_samples=sweep.searcher.num_samples,
+                    max_concurrent_trials=concurrency,
+                ),
+                # output: the progress view, not Tune's table
+                run_config=tune.RunConfig(name=sweep.name, storage_path=storage, **output),
+            )
+        results = tuner.fit()
+    return results, record_leaderboard(sweep, results, MlflowClient(uri), parent_run_id)
+
+
+def trial_runs(client: MlflowClient, parent_run_id: str) -> list[mlflow.entities.Run]:
+    """The sweep's trial runs in MLflow, oldest first."""
+    experiment = client.get_run(parent_run_id).info.experiment_id
+    query = f"tags.`mlflow.parentRunId` = '{parent_run_id}'"
+    return client.search_runs([experiment], query, max_results=50_000, order_by=["attributes.start_time ASC"])
+
+
+def end_trial_runs(sweep: SweepConfig, results: tune.ResultGrid, client: MlflowClient, parent_run_id: str) -> None:
+    """End each trial's MLflow run as Tune ended the trial: FAILED on error, KILLED when the scheduler stopped it.
+
+    The scheduler ends a trial's driver mid-run: its run is left RUNNING, or FAILED when fit() raised on the stop.
+    """
+    by_trial = {run.data.tags.get("sweep.trial_id"): run for run in trial_runs(client, parent_run_id)}
+    for result in results:
+        metrics = result.metrics or {}
+        run = by_trial.get(metrics.get("trial_id"))  # none if it failed before its first epoch: run_trial ended it
+        stopped = metrics.get("epoch", 0) < sweep.base.epochs
+        status = "FAILED" if result.error else "KILLED" if stopped else "FINISHED"
+        if run is not None and run.info.status != status:
+            client.set_terminated(run.info.run_id, status)
+
+
+def record_leaderboard(sweep: SweepConfig, results: tune.ResultGrid, client: MlflowClient, parent_run_id: str) -> str:
+    """End the trial runs as Tune ended them, log the leaderboard on the parent run and end it.
+
+    The parent holds `leaderboard.md`, `parallel_coordinates.html` and the best configuration (`best_config.yaml`).
+
+    Returns:
+        The leaderboard as markdown.
+    """
+    end_trial_runs(sweep, results, client, parent_run_id)
+    sampled = {result.metrics["trial_id"]: result.config for result in results if "trial_id" in (result.metrics or {})}
+    board = leaderboard(sweep, run_rows(trial_runs(client, parent_run_id)), sampled)
+    client.log_text(parent_run_id, board.markdown, "leaderboard.md")
+    client.log_text(parent_run_id, board.parallel_coordinates, "parallel_coordinates.html")
+    if board.best_config is not None:
+        client.log_text(parent_run_id, board.best_config, "best_config.yaml")
+    client.set_terminated(parent_run_id, "FAILED" if board.failed else "FINISHED")
+    return board.markdown

@@ -12,12 +12,12 @@ from typing import Any
 import yaml
 from ray import tune
 
+from geosweep.comparison.rows import SEED_KEY
 from geosweep.sweep.config import SweepConfig
-
-SEED_KEY = "seed"
 
 
 def label(value: Any) -> Any:
+    """What Tune is given for a grid or choice value: a scalar itself, a mapping or list its YAML flow text."""
     if isinstance(value, (dict, list)):
         return yaml.safe_dump(value, default_flow_style=True, sort_keys=False).strip()
     return value
