@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import ray
 
-import geosweep  # noqa: F401  (first: it sets Ray's loopback switch, which Ray reads on import)
 from geosweep.ray_local import ensure_ray
 
 

@@ -1,6 +1,10 @@
+import contextlib
 from pathlib import Path
 
+import psutil
+import pydantic
 import pytest
+import ray
 
 from geosweep.cli import main
 from geosweep.config import ConfigError, RunConfig, apply_overrides, load_run_config, parse_run_config
@@ -17,7 +21,7 @@ def test_every_shipped_config_validates_and_names_its_command(path):
 
 def test_config_is_frozen(tiny_config):
     config = parse_run_config(tiny_config)
-    with pytest.raises(Exception):
+    with pytest.raises(pydantic.ValidationError, match=r"epochs\n  Instance is frozen"):
         config.epochs = 3
 
 
@@ -80,13 +84,28 @@ def test_malformed_override(tiny_config):
         apply_overrides(tiny_config, ["epochs"])
 
 
+def ray_processes_of_this_test_process() -> set[int]:
+    """PIDs of this process's descendants that are Ray's own (a raylet or a GCS server)."""
+    pids = set()
+    for process in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):  # it ended meanwhile
+            if any(name in " ".join(process.cmdline()) for name in ("raylet", "gcs_server")):
+                pids.add(process.pid)
+    return pids
+
+
 def test_validate_command_reports_errors_without_starting_ray(tmp_path, capsys):
+    if ray.is_initialized():  # an earlier test's instance: the next test that needs one starts it again
+        ray.shutdown()
+    before = ray_processes_of_this_test_process()
     path = tmp_path / "bad.yaml"
     path.write_text("dataset: {name: shapes}\nrepresentation: {name: nope}\nbackbone: {name: pointnet}\nepochs: 1\n")
     assert main(["validate", str(path)]) == 2
     err = capsys.readouterr().err
     assert str(path) in err and "unknown representation 'nope'" in err
     assert main(["validate", str(path), "--set", "representation.name=raw"]) == 0
+    assert not ray.is_initialized()
+    assert ray_processes_of_this_test_process() <= before
 
 
 def test_unreadable_and_non_mapping_files(tmp_path):

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from clouds import anisotropic_clouds
 from geosweep.invariance import (
     SCALE_RANGE,
     TOLERANCES,
@@ -20,13 +21,6 @@ from geosweep.representations.base import SYMMETRIES
 
 DIMS = [2, 3]
 DTYPES = [torch.float32, torch.float64]
-
-
-def clouds(dim: int, dtype: torch.dtype = torch.float64, b: int = 4, n: int = 32) -> torch.Tensor:
-    """Anisotropic clouds off the origin, (b, n, dim)."""
-    gen = torch.Generator().manual_seed(0)
-    scales = torch.tensor([3.0, 2.0, 1.0], dtype=torch.float64)[:dim]
-    return (torch.randn(b, n, dim, generator=gen, dtype=torch.float64) * scales + 2.0).to(dtype)
 
 
 def sorted_distances(points: torch.Tensor) -> torch.Tensor:
@@ -73,13 +67,13 @@ def test_haar_rotations_average_to_zero(dim):
 
 def test_sampling_is_deterministic_by_seed_and_dtype_independent():
     a, b, c = draw(ALL_BUT_SO, 3, seed=1), draw(ALL_BUT_SO, 3, seed=1), draw(ALL_BUT_SO, 3, seed=2)
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         assert torch.equal(x.rotation, y.rotation) and torch.equal(x.translation, y.translation)
         assert torch.equal(x.perm, y.perm) and x.scale == y.scale
     assert not torch.equal(a[0].rotation, c[0].rotation)
     f32 = sample_transforms("O(d)", 3, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float32)
     f64 = sample_transforms("O(d)", 3, 4, generator=torch.Generator().manual_seed(1))
-    for x, y in zip(f32, f64):
+    for x, y in zip(f32, f64, strict=True):
         assert x.rotation.dtype == torch.float32 and torch.allclose(x.rotation.double(), y.rotation)
 
 
@@ -98,7 +92,7 @@ def test_unsampled_parts_are_identities_and_sampled_ones_in_range():
 
 def test_transform_acts_as_documented():
     g = draw(ALL_BUT_SO, 3, n=5)[0]
-    x = clouds(3, b=2, n=5)
+    x = anisotropic_clouds(3, b=2, n=5)
     expected = (g.scale * x @ g.rotation.T + g.translation)[:, g.perm]
     assert torch.allclose(g(x), expected)
     assert g(x.float()).dtype == torch.float32
@@ -126,7 +120,7 @@ def test_groups_of_maps_declarations():
 @pytest.mark.parametrize("dim", DIMS)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_invariant_function_has_tiny_error_raw_coordinates_large(dim, dtype):
-    x = clouds(dim, dtype)
+    x = anisotropic_clouds(dim, dtype)
     groups = ("translation", "O(d)", "permutation")
     assert invariance_error(sorted_distances, x, groups) <= TOLERANCES[dtype]
     assert_invariant(sorted_distances, x, groups)
@@ -135,7 +129,7 @@ def test_invariant_function_has_tiny_error_raw_coordinates_large(dim, dtype):
 
 
 def test_assert_invariant_names_the_failing_group_error_and_tolerance():
-    x = clouds(3)
+    x = anisotropic_clouds(3)
     errors = assert_invariant(centred, x, "translation")
     assert set(errors) == {"translation"} and errors["translation"] < 1e-12
     message = r"invariant under O\(d\) \(d=3, torch.float64\): error \d.* > tolerance 1e-05"
@@ -146,13 +140,13 @@ def test_assert_invariant_names_the_failing_group_error_and_tolerance():
 
 
 def test_non_finite_output_fails():
-    x = clouds(2)
+    x = anisotropic_clouds(2)
     with pytest.raises(AssertionError, match="error nan"):
         assert_invariant(lambda p: sorted_distances(p) * math.nan, x, "SO(d)")
 
 
 def test_permutation_equivariant_mode():
-    x = clouds(3)
+    x = anisotropic_clouds(3)
     assert invariance_error(centred, x, "permutation", permutation="equivariant") < 1e-12
     assert invariance_error(centred, x, "permutation") > 0.3  # equivariant, so not invariant
     assert invariance_error(lambda p: centred(p).cumsum(1), x, "permutation", permutation="equivariant") > 0.3
@@ -170,7 +164,7 @@ def test_frame_axis_compares_frames_as_a_set():
         flip = torch.sign(p.sum(dim=(1, 2)))[:, None]
         return torch.stack([flip * a, -flip * a], dim=1)
 
-    x = clouds(3, b=8) - 2.0  # centroids near 0, so translations flip the order for some clouds
+    x = anisotropic_clouds(3, b=8, offset=0.0)  # centroids near 0, so translations flip the order for some clouds
     assert invariance_error(frames, x, "translation") > 1.0
     assert invariance_error(frames, x, "translation", frame_axis=1) < 1e-12
 
@@ -195,12 +189,12 @@ class NoisyCentred(nn.Module):
 
 def test_assert_representation_invariant_uses_eval_mode_and_restores_it():
     rep = NoisyCentred()
-    errors = assert_representation_invariant(rep, clouds(3))
+    errors = assert_representation_invariant(rep, anisotropic_clouds(3))
     assert set(errors) == {"translation", "permutation"} and max(errors.values()) < 1e-12
     assert rep.training
     rep.invariances = frozenset({"translation", "rotation"})
     with pytest.raises(AssertionError, match=r"SO\(d\)"):
-        assert_representation_invariant(rep, clouds(3))
+        assert_representation_invariant(rep, anisotropic_clouds(3))
 
 
 # --- model certificate
@@ -238,7 +232,7 @@ def test_certify_invariant_model():
     torch.manual_seed(0)
     model = DistanceClassifier().double()
     model.train()
-    out = certify_model(model, clouds(3, b=40), E3, samples=6)
+    out = certify_model(model, anisotropic_clouds(3, b=40), E3, samples=6)
     assert set(out) == {"invariance/max_logit_diff", "invariance/pred_agreement"}
     assert out["invariance/max_logit_diff"] < 1e-10 and out["invariance/pred_agreement"] == 1.0
     assert model.training
@@ -247,7 +241,7 @@ def test_certify_invariant_model():
 def test_certify_non_invariant_model_and_chunking():
     torch.manual_seed(0)
     model = MaxPoolClassifier()
-    x = clouds(3, torch.float32, b=40)
+    x = anisotropic_clouds(3, torch.float32, b=40)
     out = certify_model(model, x, E3, samples=6)
     assert out["invariance/pred_agreement"] < 1.0 and out["invariance/max_logit_diff"] > 0.1
     assert certify_model(model, x, E3, samples=6, chunk_size=7) == out

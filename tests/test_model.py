@@ -58,11 +58,21 @@ def test_combination_trains_and_keeps_its_invariances(backbone, representation, 
 
 
 def test_accuracy_of_an_empty_split_is_nan_not_an_error():
-    from geosweep.tasks.classification import classification
-    from geosweep.train.evaluate import accuracy
+    from geosweep.tasks.classification import Classification
+    from geosweep.tasks.evaluation import accuracy
 
     model = tiny_model("pointnet", "raw", "none").float()
     empty = accuracy(
-        model, classification(), torch.zeros(0, 8, 3), torch.zeros(0, dtype=torch.long), 0, 1, torch.device("cpu")
+        model, Classification(), torch.zeros(0, 8, 3), torch.zeros(0, dtype=torch.long), 0, 1, torch.device("cpu")
     )
     assert empty != empty  # NaN
+
+
+@pytest.mark.parametrize("representation", ["tinv_mds", "fa"])
+def test_precomputed_frames_give_the_same_outputs_as_points(representation):
+    model = tiny_model("pointnet", representation, "mip").eval()
+    points = torch.randn(4, 16, 3, dtype=torch.float64)
+    with torch.no_grad():
+        assert torch.equal(model(frames=model.representation(points)), model(points))
+    with pytest.raises(ValueError, match="exactly one of points and frames"):
+        model(points, frames=model.representation(points))

@@ -48,3 +48,42 @@ def test_every_axis_has_its_first_components():
     assert "pointnet" in BACKBONES.names()
     assert "none" in HYPERNETS.names()
     assert "classification" in TASKS.names()
+
+
+def test_a_class_is_its_own_constructor_with_annotated_constraints():
+    from typing import Annotated
+
+    from pydantic import Field
+
+    registry = Registry("widget", provided=("size",))
+
+    @registry.register("dial")
+    class Dial:
+        def __init__(self, size: int, turns: Annotated[int, Field(ge=1)] = 2) -> None:
+            self.size, self.turns = size, turns
+
+    dial = registry.build("dial", {"turns": "3"}, size=5, unused=0)
+    assert isinstance(dial, Dial) and (dial.size, dial.turns) == (5, 3)
+    with pytest.raises(ValueError, match=r"argument 'turns': Input should be greater than or equal to 1"):
+        registry.validate_kwargs("dial", {"turns": 0})
+
+
+def test_entries_declare_their_kind_where_the_registry_has_kinds():
+    registry = Registry("widget", kinds=("classification", "tour"))
+    registry.register("knob", kind="tour")(lambda: None)
+    assert registry.kind("knob") == "tour"
+    with pytest.raises(ValueError, match=r"kind None \(expected one of classification, tour\)"):
+        registry.register("dial")
+    with pytest.raises(ValueError, match=r"kind 'graph'"):
+        registry.register("dial", kind="graph")
+    with pytest.raises(ValueError, match=r"kind 'tour' \(expected none\)"):
+        make_registry().register("dial", kind="tour")
+    with pytest.raises(RegistryError, match="unknown widget 'dial'"):
+        registry.kind("dial")
+
+
+def test_every_entry_of_a_kinded_axis_declares_a_kind():
+    import geosweep.config  # noqa: F401  (fills the registries)
+
+    for registry in (DATASETS, BACKBONES, TASKS):
+        assert {registry.kind(name) for name in registry.names()} == {"classification", "tour"}

@@ -7,6 +7,8 @@ never minutes later inside a Ray worker.
 
 from __future__ import annotations
 
+import types
+import typing
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -28,11 +30,13 @@ class ConfigError(ValueError):
     """A config that cannot run; the message names the source, the field and what was expected."""
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
+    """A config section: frozen, and an unknown key is an error, not ignored."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class _Component(_Strict):
+class _Component(StrictModel):
     """A registered name plus the keyword arguments of its constructor."""
 
     registry: ClassVar[Registry]
@@ -57,38 +61,54 @@ class _Component(_Strict):
 
 
 class TaskSpec(_Component):
+    """The task (`classification`, `tsp`) and its registered constructor's arguments."""
+
     registry = TASKS
 
 
-class RotationSpec(_Strict):
+class RotationSpec(StrictModel):
+    """Rotation protocols of the training and test splits (the literature's z/z, z/SO3, SO3/SO3)."""
+
     train: RotationProtocol = "none"  # also applied to the validation split
     test: RotationProtocol = "none"
 
 
 class DatasetSpec(_Component):
+    """A registered dataset, its arguments, and its rotation protocols."""
+
     registry = DATASETS
     rotation: RotationSpec = RotationSpec()
 
 
 class RepresentationSpec(_Component):
+    """The representation axis: a registered name and its arguments."""
+
     registry = REPRESENTATIONS
 
 
 class BackboneSpec(_Component):
+    """The backbone axis: a registered name and its arguments."""
+
     registry = BACKBONES
 
 
 class HypernetSpec(_Component):
+    """The hypernetwork axis: a registered name (`none` for no hypernetwork) and its arguments."""
+
     registry = HYPERNETS
 
 
-class OptimizerSpec(_Strict):
+class OptimizerSpec(StrictModel):
+    """The optimizer and its learning rate and weight decay."""
+
     name: Literal["adam", "adamw", "sgd"] = "adam"
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
 
 
-class ScalingSpec(_Strict):
+class ScalingSpec(StrictModel):
+    """Ray Train's worker group: how many DDP workers and what each one holds."""
+
     num_workers: int = Field(2, ge=1)
     use_gpu: bool = False  # each worker then holds one whole GPU and uses nccl
     cpus_per_worker: float = Field(1.0, gt=0)  # fractional on small machines
@@ -106,28 +126,34 @@ class ScalingSpec(_Strict):
         return resources
 
 
-class FailureSpec(_Strict):
+class FailureSpec(StrictModel):
+    """How often a run's worker group may restart from its last checkpoint."""
+
     max_failures: int = Field(0, ge=-1)  # worker-group restarts; -1 = unlimited
 
 
-class CacheSpec(_Strict):
+class CacheSpec(StrictModel):
+    """Where and whether deterministic representations are cached by content hash."""
+
     enabled: bool = True  # deterministic representations are computed once per content hash
     dir: str | None = None  # None: $GEOSWEEP_CACHE_DIR, else ~/.cache/geosweep/representations
 
 
-class CertifySpec(_Strict):
+class CertifySpec(StrictModel):
     """After training: the model's invariance under random transforms of its claimed groups."""
 
     samples: int = Field(8, ge=1)  # random transforms per check
     max_clouds: int = Field(128, ge=1)  # test clouds used
 
 
-class TrackingSpec(_Strict):
+class TrackingSpec(StrictModel):
+    """The MLflow experiment and tracking store a run records into."""
+
     experiment: str = Field("geosweep", min_length=1)
     tracking_uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else ./mlflow.db
 
 
-class RunConfig(_Strict):
+class RunConfig(StrictModel):
     """Everything that determines one training run."""
 
     task: TaskSpec = TaskSpec(name="classification")
@@ -228,30 +254,67 @@ def set_values(raw: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
 
 
 def format_errors(err: pydantic.ValidationError, model: type[BaseModel]) -> str:
-    """One line per problem: `field.path: what is wrong (got value)`."""
+    """One line per problem: `field.path: what is wrong (got value)`; an unknown key lists the valid keys there.
+
+    A model-wide check (one with no field) may report several problems, one per line, each naming its field.
+    """
     lines = []
     for e in err.errors():
-        field = ".".join(str(part) for part in e["loc"]) or "(top level)"
-        if e["type"] == "extra_forbidden":
-            valid = ", ".join(_fields_at(model, e["loc"][:-1]))
+        path, _ = _follow(model, e["loc"])
+        field, message = ".".join(path), e["msg"].removeprefix("Value error, ")
+        if not path:
+            lines += [f"  {problem}" for problem in message.splitlines()]
+        elif e["type"] == "extra_forbidden":
+            _, parent = _follow(model, e["loc"][:-1])
+            valid = ", ".join(parent.model_fields) if parent else "none"
             lines.append(f"  {field}: unknown key (valid keys here: {valid})")
         elif e["type"] == "missing":
             lines.append(f"  {field}: required field is missing")
         else:
-            message = e["msg"].removeprefix("Value error, ")
             got = "" if "(got " in message else f" (got {e['input']!r})"
             lines.append(f"  {field}: {message}{got}")
     return "\n".join(lines)
 
 
-def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
-    """Field names of the nested model reached by following `loc` from `model`."""
+def _follow(model: type[BaseModel], loc: tuple) -> tuple[list[str], type[BaseModel] | None]:
+    """The field path an error location names, and the model it reaches (None if it reaches no model).
+
+    Pydantic puts the member it tried into the location of a union (a tagged union's tag, else the
+    member's class name); the path leaves that out, since the keys around it already say where.
+    """
+    path: list[str] = []
+    node: Any = model
     for part in loc:
-        field = model.model_fields.get(str(part))
-        if field is None or not (isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)):
-            return []
-        model = field.annotation
-    return list(model.model_fields)
+        members = _union_members(node)
+        if members:
+            node = members.get(str(part), members.get(None))
+            if str(part) in members:
+                continue
+        path.append(str(part))
+        if isinstance(node, type) and issubclass(node, BaseModel) and str(part) in node.model_fields:
+            node = node.model_fields[str(part)].annotation
+        elif typing.get_origin(node) is dict:
+            node = typing.get_args(node)[1]
+        else:
+            node = None
+    node = _union_members(node).get(None, node)
+    return path, node if isinstance(node, type) and issubclass(node, BaseModel) else None
+
+
+def _union_members(annotation: Any) -> dict[str | None, Any]:
+    """A union's members by the name pydantic gives them in error locations; an optional's one member under None."""
+    discriminator = None
+    if typing.get_origin(annotation) is Annotated:
+        annotation, *metadata = typing.get_args(annotation)
+        discriminator = next((m.discriminator for m in metadata if getattr(m, "discriminator", None)), None)
+    if typing.get_origin(annotation) not in (typing.Union, types.UnionType):
+        return {}
+    members = [m for m in typing.get_args(annotation) if m is not type(None)]
+    if len(members) == 1:
+        return {None: members[0]}
+    if discriminator:
+        return {tag: m for m in members for tag in typing.get_args(m.model_fields[discriminator].annotation)}
+    return {getattr(m, "__name__", str(m)): m for m in members}
 
 
 def flatten(config: BaseModel) -> dict[str, str]:
@@ -270,4 +333,5 @@ def flatten(config: BaseModel) -> dict[str, str]:
 
 
 def dump_yaml(config: BaseModel) -> str:
+    """A config as the YAML that loads back into it."""
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

@@ -236,10 +236,15 @@ def assert_invariant(
     so no joint check is needed.
 
     Args:
-        fn, points, samples, seed, permutation, point_axis, frame_axis: as for
-            `invariance_error`; each group gets the same `seed`.
+        fn: maps (B, N, d) points to a tensor whose first axis is the batch.
+        points: (B, N, d) clouds, any float dtype and device.
         groups: one name or several from `GROUPS`, each checked on its own.
+        samples: group elements per group.
+        seed: seeds the group elements; each group gets the same seed.
         tol: bound on `invariance_error`; default `TOLERANCES[points.dtype]`.
+        permutation: "invariant" or "equivariant" along `point_axis`, as for `invariance_error`.
+        point_axis: axis of fn's output indexing the points (equivariant mode).
+        frame_axis: if given, the axis of fn's output that holds an unordered set of frames.
 
     Returns:
         The error per group.
@@ -298,7 +303,9 @@ def assert_representation_invariant(
         representation: module with an `invariances` attribute.
         points: (B, N, d) generic clouds (distinct eigenvalues, nonzero third
             moments: canonicalisations are discontinuous elsewhere).
-        samples, seed, tol: as for `assert_invariant`.
+        samples: group elements per group.
+        seed: seeds the group elements.
+        tol: bound on the error; default `TOLERANCES[points.dtype]`.
 
     Returns:
         The error per declared group.

@@ -26,47 +26,68 @@ class RegistryError(KeyError):
 class Registry(Generic[T]):
     """Named constructors for one sweep axis.
 
+    A constructor is usually the component's class itself, so its arguments,
+    defaults and constraints (`Annotated[int, Field(ge=1)]`) are stated once, in
+    `__init__`, and documented once, in the class docstring.
+
     Args:
         axis: what the entries are, for error messages ("backbone").
         provided: constructor parameters the platform fills in (e.g. a
             backbone's `in_channels`); configs may not set them.
+        kinds: the problems entries are for ("classification", "tour"); when given,
+            every entry declares one as it registers, and configs pair entries of one kind.
     """
 
-    def __init__(self, axis: str, provided: tuple[str, ...] = ()) -> None:
+    def __init__(self, axis: str, provided: tuple[str, ...] = (), kinds: tuple[str, ...] = ()) -> None:
         self.axis = axis
         self.provided = frozenset(provided)
+        self.kinds = kinds
         self._entries: dict[str, T] = {}
+        self._kinds: dict[str, str] = {}
         self._kwargs_models: dict[str, type[pydantic.BaseModel]] = {}
 
-    def register(self, name: str) -> Callable[[T], T]:
-        """Decorator that registers a constructor under `name`."""
+    def register(self, name: str, *, kind: str | None = None) -> Callable[[T], T]:
+        """Decorator that registers a constructor under `name`.
+
+        Args:
+            name: the component's only name, from YAML to MLflow tags.
+            kind: the problem the entry is for; required exactly when the registry has `kinds`.
+
+        Raises:
+            RegistryError: `name` is already registered.
+            ValueError: `kind` is missing, unknown, or given to a registry without kinds.
+        """
+        if (kind is None) != (not self.kinds) or (kind is not None and kind not in self.kinds):
+            expected = f"one of {', '.join(self.kinds)}" if self.kinds else "none"
+            raise ValueError(f"{self.axis} {name!r}: kind {kind!r} (expected {expected})")
 
         def add(constructor: T) -> T:
             if name in self._entries:
                 raise RegistryError(f"{self.axis} {name!r} is already registered")
             self._entries[name] = constructor
+            if kind is not None:
+                self._kinds[name] = kind
             return constructor
 
         return add
 
     def names(self) -> list[str]:
+        """The registered names, sorted."""
         return sorted(self._entries)
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries
 
     def get(self, name: str) -> T:
+        """The constructor registered as `name`; an unknown name raises, listing the valid ones."""
         if name not in self._entries:
             raise RegistryError(f"unknown {self.axis} {name!r}; valid choices: {', '.join(self.names())}")
         return self._entries[name]
 
     def kind(self, name: str) -> str:
-        """What the entry is for, from the `kind` attribute of the type its constructor returns.
-
-        "tour" for the TSP components; "classification" (the default) for point clouds.
-        """
-        returned = inspect.signature(self.get(name), eval_str=True).return_annotation
-        return getattr(returned, "kind", "classification")
+        """The problem entry `name` declared it is for when it registered ("classification" or "tour")."""
+        self.get(name)
+        return self._kinds[name]
 
     def validate_kwargs(self, name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
         """Check user kwargs against the constructor's signature and annotations.
@@ -119,8 +140,9 @@ class Registry(Generic[T]):
         return model
 
 
-DATASETS: Registry = Registry("dataset", provided=("seed",))
+KINDS = ("classification", "tour")  # point clouds -> labels; TSP cities -> tours
+DATASETS: Registry = Registry("dataset", provided=("seed",), kinds=KINDS)
 REPRESENTATIONS: Registry = Registry("representation")
-BACKBONES: Registry = Registry("backbone", provided=("in_channels", "out_dim"))
+BACKBONES: Registry = Registry("backbone", provided=("in_channels", "out_dim"), kinds=KINDS)
 HYPERNETS: Registry = Registry("hypernet", provided=("target", "in_channels"))
-TASKS: Registry = Registry("task")
+TASKS: Registry = Registry("task", kinds=KINDS)

@@ -6,7 +6,8 @@ import torch
 
 from geosweep.data import tsp as tsp_module
 from geosweep.data.tours import held_karp, lkh_tours, tour_length
-from geosweep.data.tsp import VARIANTS, TourSet, TSPData, transformed_variants, tsp
+from geosweep.data.tsp import FORMAT_VERSION, VARIANTS, TourSet, TSPData, random_instances, transformed_variants, tsp
+from geosweep.random_streams import generator
 from geosweep.registry import DATASETS
 
 SMALL = {"num_nodes": 8, "val_size": 6, "test_size": 10}
@@ -102,7 +103,10 @@ def swap_two_cities(path):
     [
         (lambda path: path.write_bytes(b"not a zip"), "is not a readable .npz file"),
         (lambda path: rewrite(path, coords=None), "lacks coords"),
-        (lambda path: rewrite(path, format_version=np.array(0)), "has format_version array\\(0\\), expected 1"),
+        (
+            lambda path: rewrite(path, format_version=np.array(0)),
+            rf"format_version array\(0\), expected {FORMAT_VERSION}",
+        ),
         (lambda path: rewrite(path, coords=np.zeros((10, 7, 2), np.float32)), r"expected \(M, 8, 2\) float32"),
         (lambda path: rewrite(path, coords=np.zeros((4, 8, 2), np.float64)), r"expected \(M, 8, 2\) float32"),
         (lambda path: rewrite(path, coords=np.full((10, 8, 2), 0.5, np.float32)), "differ from those seed 1234"),
@@ -186,6 +190,22 @@ def test_variants_are_seeded(small):
         np.testing.assert_array_equal(first[name][0], again[name][0])
         assert first[name][1] == again[name][1]
         assert not np.allclose(first[name][0], other[name][0])
+
+
+def test_the_translated_variant_does_not_draw_from_the_test_set_stream(tmp_path):
+    # With the default seeds a run of seed 1234 transforms the test set of seed 1234: the variants once drew
+    # from the very stream that had generated that set.
+    size = 16
+    data = tsp(seed=1234, num_nodes=8, val_size=2, test_size=size, reference="none", data_dir=str(tmp_path))
+    np.testing.assert_array_equal(data.test.coords, random_instances(generator("tsp.test", 1234), size, 8))
+    moved, _ = transformed_variants(data.test.coords, seed=data.train_seed)["translated"]
+    offset = (moved - data.test.coords)[:, 0].astype(np.float64)  # one offset per instance, its angle drawn first
+    first_draws = np.mod(np.arctan2(offset[:, 1], offset[:, 0]), 2 * np.pi) / (2 * np.pi)
+    # The draws are read back right (they are the variant's own stream's) ...
+    own = generator("tsp.variant", 1234, VARIANTS.index("translated")).random(size)
+    np.testing.assert_allclose(first_draws, own, atol=1e-5)
+    # ... and are not the test set stream's first draws.
+    assert not np.allclose(first_draws, generator("tsp.test", 1234).random(size), atol=1e-2)
 
 
 def test_registered_and_validated_through_the_registry(tmp_path):

@@ -3,14 +3,10 @@
 import pytest
 import torch
 
+from clouds import anisotropic_clouds
 from geosweep.registry import REPRESENTATIONS
 from geosweep.representations.augment import RawAugmented, random_rotations
 from geosweep.representations.raw import RawCoordinates
-
-
-def cloud(dim: int, b: int = 6, n: int = 50) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(0)
-    return torch.randn(b, n, dim, generator=gen, dtype=torch.float64) * torch.tensor([3.0, 2.0, 1.0])[:dim] + 5.0
 
 
 def applied_rotations(points: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
@@ -23,7 +19,7 @@ def applied_rotations(points: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
 @pytest.mark.parametrize("dim", [2, 3])
 def test_training_applies_a_fresh_proper_rotation_per_sample(dim, group):
     rep = RawAugmented(group=group).train()
-    points = cloud(dim)
+    points = anisotropic_clouds(dim, b=6, n=50)
     first, second = rep(points), rep(points)
     assert first.shape == (6, 1, 50, dim)
     assert (first - second).flatten(1).norm(dim=1).min() > 1e-3  # every sample differs
@@ -38,7 +34,7 @@ def test_training_applies_a_fresh_proper_rotation_per_sample(dim, group):
 
 @pytest.mark.parametrize("dim", [2, 3])
 def test_eval_returns_plain_centred_coordinates(dim):
-    points = cloud(dim)
+    points = anisotropic_clouds(dim, b=6, n=50)
     rep = RawAugmented().eval()
     assert torch.equal(rep(points), RawCoordinates()(points))
     assert torch.equal(rep(points), rep(points))

@@ -3,12 +3,12 @@
 import pytest
 import torch
 
+from clouds import generic_clouds
 from geosweep.invariance import (
     assert_invariant,
     assert_representation_invariant,
     groups_of,
     invariance_error,
-    sample_transforms,
 )
 from geosweep.registry import REPRESENTATIONS
 from geosweep.representations.base import SYMMETRIES
@@ -30,22 +30,6 @@ def test_frames_shape_dtype_and_channels(name, dim, dtype):
 @pytest.mark.parametrize("name", REPRESENTATIONS.names())
 def test_declared_invariances_are_known_symmetries(name):
     assert REPRESENTATIONS.build(name, {}).invariances <= SYMMETRIES
-
-
-def generic_clouds(dim: int, dtype: torch.dtype, b: int = 4, n: int = 64) -> torch.Tensor:
-    """Anisotropic, skewed clouds in general position, (b, n, dim).
-
-    Scales (4, 2, 1) keep the covariance eigenvalues far apart and the quadratic
-    skew keeps each principal axis' third moment far from 0: canonicalisations
-    are discontinuous at repeated eigenvalues and zero moments, so only clouds
-    like these can be held to a tight tolerance. Drawn in float64 and cast, so
-    both dtypes see the same clouds.
-    """
-    gen = torch.Generator().manual_seed(dim)
-    z = torch.randn(b, n, dim, generator=gen, dtype=torch.float64)
-    z = (z + 0.4 * (z**2 - 1.0)) * torch.tensor([4.0, 2.0, 1.0], dtype=torch.float64)[:dim]
-    rotation = sample_transforms("SO(d)", dim, 1, generator=gen)[0].rotation
-    return (z @ rotation.T + 3.0).to(dtype)
 
 
 @pytest.mark.parametrize("dim", [2, 3])

@@ -2,8 +2,9 @@
 
 import pytest
 import torch
-from test_mds import batch, isometry, rel_err  # the well-conditioned skewed clouds
+from test_mds import isometry, rel_err
 
+from clouds import generic_clouds
 from geosweep.registry import REPRESENTATIONS
 from geosweep.representations.frames import FrameAveraging
 
@@ -31,7 +32,7 @@ def averaged(frames: torch.Tensor) -> torch.Tensor:
 @pytest.mark.parametrize("group", ["o3", "so3"])
 @pytest.mark.parametrize("dim", [2, 3])
 def test_frame_elements_are_the_sign_flips_of_the_principal_axes(dim, group):
-    points = batch(dim)
+    points = generic_clouds(dim)
     frames = FrameAveraging(group=group)(points)
     count = FRAME_COUNTS[(group, dim)]
     assert frames.shape == (4, count, 64, dim)
@@ -53,7 +54,7 @@ def test_frame_elements_are_the_sign_flips_of_the_principal_axes(dim, group):
 @pytest.mark.parametrize("dim", [2, 3])
 def test_frame_average_is_invariant_for_o3(dim):
     rep = FrameAveraging()
-    points = batch(dim)
+    points = generic_clouds(dim)
     reference = averaged(rep(points))
     perm = torch.randperm(64, generator=torch.Generator().manual_seed(1))
     for det in (1, -1):
@@ -67,7 +68,7 @@ def test_frame_average_is_invariant_for_o3(dim):
 @pytest.mark.parametrize("dim", [2, 3])
 def test_frame_average_so3_is_rotation_invariant_not_reflection_invariant(dim):
     rep = FrameAveraging(group="so3")
-    points = batch(dim)
+    points = generic_clouds(dim)
     reference = averaged(rep(points))
     q, t = isometry(dim, 1, seed=12)
     assert rel_err(averaged(rep(points @ q.T + t)), reference) < 1e-10
@@ -78,7 +79,7 @@ def test_frame_average_so3_is_rotation_invariant_not_reflection_invariant(dim):
 def test_frame_average_is_immune_to_sign_ambiguity():
     # X and -X: every third moment is 0, so a single moment-fixed frame is arbitrary;
     # averaging over all sign flips is still exact (the eigengaps are fine).
-    half = batch(3, b=2, n=32)
+    half = generic_clouds(3, b=2, n=32)
     half = half - half.mean(dim=1, keepdim=True)
     points = torch.cat([half, -half], dim=1)
     rep = FrameAveraging()
@@ -91,7 +92,7 @@ def test_frame_average_is_immune_to_sign_ambiguity():
 def test_stochastic_picks_one_element_in_training_all_in_eval(dim, group):
     rep = FrameAveraging(group=group, stochastic=True)
     assert not rep.deterministic and FrameAveraging().deterministic
-    points = batch(dim, b=16)
+    points = generic_clouds(dim, b=16)
     all_frames = rep.eval()(points)
     assert all_frames.shape[1] == FRAME_COUNTS[(group, dim)]
     rep.train()
@@ -110,14 +111,14 @@ def test_stochastic_picks_one_element_in_training_all_in_eval(dim, group):
 
 def test_deterministic_mode_ignores_training_flag():
     rep = FrameAveraging()
-    points = batch(3)
+    points = generic_clouds(3)
     assert torch.equal(rep.train()(points), rep.eval()(points))
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_permutation_equivariant_and_dtype(dtype):
     rep = FrameAveraging()
-    points = batch(3, dtype=dtype)
+    points = generic_clouds(3, dtype=dtype)
     perm = torch.randperm(64, generator=torch.Generator().manual_seed(2))
     out = rep(points)
     assert out.dtype == dtype

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 import torch
-from test_mds import batch, isometry, rel_err  # the well-conditioned skewed clouds
+from test_mds import isometry, rel_err
 
+from clouds import generic_clouds
 from geosweep.registry import REPRESENTATIONS
 from geosweep.representations.geodesic import GeodesicMDS
 from geosweep.representations.mds import TinvMDS
@@ -48,7 +49,7 @@ def test_approximately_invariant_to_isometric_bending():
 @pytest.mark.parametrize("dim", [2, 3])
 def test_exactly_invariant_to_rigid_motions(dim, det):
     rep = GeodesicMDS()
-    points = batch(dim)
+    points = generic_clouds(dim)
     q, t = isometry(dim, det, seed=9)
     assert rel_err(rep(points @ q.T + t), rep(points)) < 1e-9
 
@@ -56,7 +57,7 @@ def test_exactly_invariant_to_rigid_motions(dim, det):
 @pytest.mark.parametrize("dim", [2, 3])
 def test_permutation_equivariant(dim):
     rep = GeodesicMDS()
-    points = batch(dim)
+    points = generic_clouds(dim)
     perm = torch.randperm(64, generator=torch.Generator().manual_seed(3))
     assert rel_err(rep(points[:, perm]), rep(points)[:, :, perm]) < 1e-9
 
@@ -65,12 +66,12 @@ def test_permutation_equivariant(dim):
 def test_complete_graph_reduces_to_tinv_mds(dim):
     # k >= N - 1 is capped to the complete graph, whose shortest paths are the
     # Euclidean distances: classical MDS then equals tinv_mds, signs included.
-    points = batch(dim)
+    points = generic_clouds(dim)
     assert rel_err(GeodesicMDS(k=500, dims=dim)(points), TinvMDS()(points)) < 1e-8
 
 
 def test_more_dims_than_points_pads_with_zeros():
-    out = GeodesicMDS(dims=6)(batch(3, n=4))
+    out = GeodesicMDS(dims=6)(generic_clouds(3, n=4))
     assert out.shape == (4, 1, 4, 6)
     assert torch.equal(out[..., 4:], torch.zeros_like(out[..., 4:]))
 
@@ -79,7 +80,7 @@ def test_duplicate_points_stay_connected():
     # 12 copies of one point with k = 10: each copy's neighbours are other copies at
     # distance 0, so only zero-length edges tie most copies to the rest. csgraph must
     # keep those explicit zeros as edges, or the graph falls apart.
-    points = batch(3)
+    points = generic_clouds(3)
     points[:, :12] = points[:, :1]
     out = GeodesicMDS()(points)
     assert torch.isfinite(out).all()
@@ -88,18 +89,18 @@ def test_duplicate_points_stay_connected():
 
 def test_point_cap_names_n_and_the_cap():
     with pytest.raises(ValueError, match="N = 64 points exceeds max_points = 50"):
-        GeodesicMDS(max_points=50)(batch(3))
+        GeodesicMDS(max_points=50)(generic_clouds(3))
 
 
 def test_disconnected_graph_names_the_sample():
-    points = batch(3, b=3, n=40)
+    points = generic_clouds(3, b=3, n=40)
     points[1, 20:] += 1000.0  # two far clusters of 20 points: 10-NN never bridges them
     with pytest.raises(ValueError, match="sample 1: the symmetric 10-NN graph has 2 connected components"):
         GeodesicMDS()(points)
 
 
 def test_dtype_device_and_no_gradient_path():
-    points = batch(3, dtype=torch.float32).requires_grad_()
+    points = generic_clouds(3, dtype=torch.float32).requires_grad_()
     out = GeodesicMDS()(points)
     assert out.dtype == torch.float32 and not out.requires_grad
 

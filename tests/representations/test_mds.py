@@ -5,30 +5,12 @@ import pytest
 import torch
 from scipy.stats import special_ortho_group
 
+from clouds import generic_clouds
 from geosweep.registry import REPRESENTATIONS
 from geosweep.representations import Representation, ambiguity_stats
 from geosweep.representations.mds import TinvMDS, classical_mds_oracle
 
 SIGN_RULES = ["third_moment", "abs_weighted"]
-
-
-def skewed_cloud(n: int, dim: int, seed: int) -> np.ndarray:
-    """Anisotropic, skewed, randomly rotated and translated cloud, float64 (n, dim).
-
-    Scales (4, 2, 1) keep the eigenvalues well separated and the quadratic skew
-    keeps every principal axis' third moment far from 0; without both the
-    canonical frame is ill-defined and no invariance test could pass.
-    """
-    rng = np.random.default_rng(seed)
-    z = rng.standard_normal((n, dim))
-    z = z + 0.4 * (z**2 - 1.0)
-    rot = special_ortho_group.rvs(dim, random_state=seed)
-    return (z * np.array([4.0, 2.0, 1.0])[:dim]) @ rot.T + rng.normal(0.0, 5.0, dim)
-
-
-def batch(dim: int, dtype: torch.dtype = torch.float64, b: int = 4, n: int = 64) -> torch.Tensor:
-    """A (b, n, dim) batch of `skewed_cloud`s."""
-    return torch.tensor(np.stack([skewed_cloud(n, dim, seed) for seed in range(b)]), dtype=dtype)
 
 
 def isometry(dim: int, det: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -48,7 +30,7 @@ def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
 @pytest.mark.parametrize("dim", [2, 3])
 def test_clouds_are_well_conditioned(dim):
     # Guards the premise of every other test: distinct eigenvalues, nonzero third moments.
-    y = TinvMDS()(batch(dim))[:, 0]
+    y = TinvMDS()(generic_clouds(dim))[:, 0]
     var = (y**2).mean(dim=1)
     assert (var[:, :-1] / var[:, 1:] > 1.5).all()
     skew = (y**3).mean(dim=1) / var**1.5
@@ -57,9 +39,9 @@ def test_clouds_are_well_conditioned(dim):
 
 @pytest.mark.parametrize("dim", [2, 3])
 def test_matches_classical_mds_oracle_up_to_column_signs(dim):
-    points = batch(dim)
+    points = generic_clouds(dim)
     out = TinvMDS()(points)[:, 0]
-    for cloud, y in zip(points.numpy(), out):
+    for cloud, y in zip(points.numpy(), out, strict=True):
         expected = torch.tensor(classical_mds_oracle(cloud))
         signs = torch.sign((y * expected).sum(dim=0))
         assert rel_err(y * signs, expected) < 1e-5
@@ -67,7 +49,7 @@ def test_matches_classical_mds_oracle_up_to_column_signs(dim):
 
 @pytest.mark.parametrize("dim", [2, 3])
 def test_preserves_pairwise_distances(dim):
-    points = batch(dim)
+    points = generic_clouds(dim)
     y = TinvMDS()(points)[:, 0]
     # cdist's default matmul path loses ~1e-9 to cancellation on off-centre clouds;
     # the direct path measures MDS alone (observed error ~1e-16).
@@ -81,7 +63,7 @@ def test_preserves_pairwise_distances(dim):
 @pytest.mark.parametrize("dim", [2, 3])
 def test_invariant_to_rotation_reflection_translation(dim, det, sign_rule):
     rep = TinvMDS(sign_rule=sign_rule)
-    points = batch(dim)
+    points = generic_clouds(dim)
     q, t = isometry(dim, det, seed=7)
     moved = points @ q.T + t
     assert rel_err(rep(moved), rep(points)) < 1e-10
@@ -95,23 +77,23 @@ def test_invariant_to_rotation_reflection_translation(dim, det, sign_rule):
 @pytest.mark.parametrize("dim", [2, 3])
 def test_permutation_equivariant(dim, sign_rule):
     rep = TinvMDS(sign_rule=sign_rule)
-    points = batch(dim)
+    points = generic_clouds(dim)
     perm = torch.randperm(points.shape[1], generator=torch.Generator().manual_seed(0))
     assert rel_err(rep(points[:, perm]), rep(points)[:, :, perm]) < 1e-10
 
 
 @pytest.mark.parametrize("dim", [2, 3])
 def test_sign_rules_fix_positive_statistics(dim):
-    y3 = TinvMDS("third_moment")(batch(dim))[:, 0]
+    y3 = TinvMDS("third_moment")(generic_clouds(dim))[:, 0]
     assert ((y3**3).sum(dim=1) > 0).all()
-    ya = TinvMDS("abs_weighted")(batch(dim))[:, 0]
+    ya = TinvMDS("abs_weighted")(generic_clouds(dim))[:, 0]
     assert ((ya * ya.abs()).sum(dim=1) > 0).all()
 
 
 @pytest.mark.parametrize("dim", [2, 3])
 def test_batched_equals_one_by_one(dim):
     rep = TinvMDS()
-    points = batch(dim)
+    points = generic_clouds(dim)
     singles = torch.cat([rep(cloud[None]) for cloud in points])
     assert rel_err(rep(points), singles) < 1e-12
 
@@ -147,7 +129,7 @@ def test_registry_builds_and_validates_sign_rule():
 @pytest.mark.parametrize("dim", [2, 3])
 def test_scale_invariant(dim, scale):
     rep = TinvMDS(scale=scale)
-    points = batch(dim)
+    points = generic_clouds(dim)
     q, t = isometry(dim, det=-1, seed=3)
     for factor in (1e-3, 7.5, 1e3):
         assert rel_err(rep(factor * points @ q.T + t), rep(points)) < 1e-10
@@ -160,7 +142,7 @@ def test_scale_invariant(dim, scale):
 
 @pytest.mark.parametrize("dim", [2, 3])
 def test_so3_orientation_is_a_proper_rotation_of_the_input(dim):
-    points = batch(dim)
+    points = generic_clouds(dim)
     y = TinvMDS(orientation="so3")(points)[:, 0]
     centred = points - points.mean(dim=1, keepdim=True)
     rot = torch.linalg.lstsq(centred, y).solution  # y = centred @ rot
@@ -171,7 +153,7 @@ def test_so3_orientation_is_a_proper_rotation_of_the_input(dim):
 @pytest.mark.parametrize("dim", [2, 3])
 def test_so3_orientation_is_rotation_invariant_but_sees_mirror_images(dim):
     rep = TinvMDS(orientation="so3")
-    points = batch(dim)
+    points = generic_clouds(dim)
     q, t = isometry(dim, det=1, seed=5)
     assert rel_err(rep(points @ q.T + t), rep(points)) < 1e-10
     # The skewed clouds are chiral: their mirror image is not a rotated copy, and
@@ -221,7 +203,7 @@ DEGENERACY_CHECKED = ["tinv_mds", "fa", "geodesic_mds"]
 @pytest.mark.parametrize("name", DEGENERACY_CHECKED)
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
 def test_non_finite_input_names_the_sample(name, bad):
-    points = batch(3)
+    points = generic_clouds(3)
     points[2, 5, 1] = bad
     points[3, 0, 0] = bad
     with pytest.raises(ValueError, match="sample 2: NaN or infinite"):
@@ -232,7 +214,7 @@ def test_non_finite_input_names_the_sample(name, bad):
 @pytest.mark.parametrize("dim", [2, 3])
 def test_too_few_points_names_the_sample(name, dim):
     with pytest.raises(ValueError, match=rf"sample 0: {dim} points.*at least {dim + 1}"):
-        REPRESENTATIONS.build(name, {})(batch(dim, n=dim))
+        REPRESENTATIONS.build(name, {})(generic_clouds(dim, n=dim))
 
 
 @pytest.mark.parametrize("name", DEGENERACY_CHECKED)
@@ -274,9 +256,9 @@ def test_rank_deficient_clouds_have_zero_null_columns(name, rank):
 
 @pytest.mark.parametrize("dim", [2, 3])
 def test_ambiguity_stats_flags_symmetric_and_isotropic_clouds(dim):
-    generic = batch(dim, b=2, n=64)
+    generic = generic_clouds(dim, b=2, n=64)
     # Centrally symmetric (X and -X): every third moment is 0, eigengaps stay large.
-    half = batch(dim, b=1, n=32)
+    half = generic_clouds(dim, b=1, n=32)
     half = half - half.mean(dim=1, keepdim=True)
     symmetric = torch.cat([half, -half], dim=1)
     # The vertices of a square / cube, repeated: all eigenvalues equal.

@@ -4,15 +4,9 @@ import pytest
 import torch
 from scipy.stats import special_ortho_group
 
+from clouds import anisotropic_clouds
 from geosweep.registry import REPRESENTATIONS
 from geosweep.representations.raw import RawCoordinates
-
-
-def cloud(dim: int, dtype: torch.dtype = torch.float64, b: int = 4, n: int = 64) -> torch.Tensor:
-    """Anisotropic random clouds (b, n, dim) off the origin."""
-    gen = torch.Generator().manual_seed(0)
-    scales = torch.tensor([3.0, 2.0, 1.0], dtype=dtype)[:dim]
-    return torch.randn(b, n, dim, generator=gen, dtype=dtype) * scales + 5.0
 
 
 def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -22,7 +16,7 @@ def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
 @pytest.mark.parametrize("dim", [2, 3])
 def test_translation_invariant_and_centred(dim):
     rep = RawCoordinates()
-    points = cloud(dim)
+    points = anisotropic_clouds(dim)
     out = rep(points)
     assert rel_err(rep(points + torch.tensor([10.0, -4.0, 7.0])[:dim]), out) < 1e-12
     assert out.mean(dim=2).abs().max() < 1e-12
@@ -31,7 +25,7 @@ def test_translation_invariant_and_centred(dim):
 @pytest.mark.parametrize("dim", [2, 3])
 def test_permutation_equivariant(dim):
     rep = RawCoordinates()
-    points = cloud(dim)
+    points = anisotropic_clouds(dim)
     perm = torch.randperm(points.shape[1], generator=torch.Generator().manual_seed(1))
     assert rel_err(rep(points[:, perm]), rep(points)[:, :, perm]) < 1e-12
 
@@ -40,7 +34,7 @@ def test_permutation_equivariant(dim):
 def test_not_rotation_invariant(dim):
     # Negative control: a random rotation must change the output by O(1).
     rep = RawCoordinates()
-    points = cloud(dim)
+    points = anisotropic_clouds(dim)
     q = torch.tensor(special_ortho_group.rvs(dim, random_state=3))
     assert rel_err(rep(points @ q.T), rep(points)) > 0.3
 

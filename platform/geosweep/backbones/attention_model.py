@@ -47,6 +47,7 @@ class MultiHeadSelfAttention(nn.Module):
         self.project_out = nn.Linear(embed_dim, embed_dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., N, h) node embeddings -> (..., N, h), each node attending to all N."""
         query, key, value = (split_heads(t, self.num_heads) for t in self.project_qkv(x).chunk(3, dim=-1))
         # The kernel has no parameters, so folding the leading axes is safe for per-sample layers; its fast CPU
         # path takes 4-D inputs only (5-D ones fall back to a ~4x slower one).
@@ -66,6 +67,7 @@ class EncoderLayer(nn.Module):
         self.norm_feed_forward = norm(embed_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., N, h) -> (..., N, h)."""
         x = self.norm_attention(x + self.attention(x))
         return self.norm_feed_forward(x + self.feed_forward(x))
 
@@ -117,6 +119,8 @@ class Decoder(nn.Module):
 
         Args:
             nodes: (B, N, h) node embeddings.
+            projected: the step-independent projections of `nodes`, from `project`.
+            head: the pointer head that scores the nodes.
             tour: (B, t) nodes chosen so far (t = 0 at the first step).
             visited: (B, N) bool, True where the node is in `tour`.
         """
@@ -142,23 +146,52 @@ class Decoder(nn.Module):
         log_likelihood = nodes.new_zeros(batch)
         for _ in range(num_nodes):
             log_p = self.log_probs(nodes, projected, head, tour, visited)
-            if decode == "greedy":
-                choice = log_p.argmax(dim=-1, keepdim=True)
-            else:
-                choice = torch.multinomial(log_p.exp(), 1)  # visited nodes have probability exactly 0
+            # Sampling never picks a visited node: its probability is exactly 0.
+            choice = log_p.argmax(dim=-1, keepdim=True) if decode == "greedy" else torch.multinomial(log_p.exp(), 1)
             log_likelihood = log_likelihood + log_p.gather(1, choice).squeeze(1)
             tour = torch.cat([tour, choice], dim=1)
             visited = visited.scatter(1, choice, True)  # not in place: autograd keeps the earlier masks
         return tour, log_likelihood
 
 
+@BACKBONES.register("attention_model", kind="tour")
 class AttentionModel(nn.Module):
-    kind = "tour"  # (B, F, N, c) -> (tours, log-likelihoods), not the classifiers' (B, N, C) -> (B, out_dim)
+    """Attention Model for the TSP: frames (B, F, N, c) -> tours (B, N) and log-likelihoods (B,).
+
+    Defaults are the paper's (3 layers, 128 dims, 8 heads, feed-forward 512,
+    batch norm, logits clipped to +-10). Weights keep PyTorch's default
+    initialisation, which for the Linear layers is the paper's
+    U(-1/sqrt(fan_in), 1/sqrt(fan_in)). A tiny CI size is e.g.
+    `embed_dim=8, num_heads=2, num_layers=1, ff_hidden=16`.
+
+    Args:
+        in_channels: channels per city of the representation's frames (set by the platform).
+        embed_dim: node embedding width h; must be divisible by `num_heads`.
+        num_layers: encoder layers (attention + feed-forward).
+        num_heads: heads of the encoder's attention and of the decoder's glimpse.
+        ff_hidden: hidden width of the encoder's feed-forward sublayers.
+        normalization: "batch" (over batch, frames and cities) or "layer".
+        tanh_clip: C in the pointer's logits C * tanh(q.k / sqrt(h)).
+
+    Raises:
+        ValueError: `embed_dim` is not divisible by `num_heads`.
+    """
 
     def __init__(
-        self, in_channels: int, embed_dim: int, num_layers: int, num_heads: int, ff_hidden: int,
-        normalization: Normalization, tanh_clip: float,
-    ) -> None:  # fmt: skip
+        self,
+        in_channels: int,
+        embed_dim: Annotated[int, Field(ge=1)] = 128,
+        num_layers: Annotated[int, Field(ge=0)] = 3,
+        num_heads: Annotated[int, Field(ge=1)] = 8,
+        ff_hidden: Annotated[int, Field(ge=1)] = 512,
+        normalization: Normalization = "batch",
+        tanh_clip: Annotated[float, Field(gt=0)] = 10.0,
+    ) -> None:
+        if embed_dim % num_heads:  # a constraint between two arguments, which a per-argument annotation cannot state
+            raise ValueError(
+                f"backbone 'attention_model': argument 'embed_dim' ({embed_dim}) "
+                f"must be divisible by 'num_heads' ({num_heads})"
+            )
         super().__init__()
         self.in_channels = in_channels
         self.init_embed = nn.Linear(in_channels, embed_dim)  # no positional encoding: the cities are a set
@@ -189,40 +222,3 @@ class AttentionModel(nn.Module):
         # Keep the (B, F, N, h) layout: per-sample generated layers index the first axis by instance.
         nodes = self.encoder(self.init_embed(frames)).mean(dim=1)
         return self.decoder(nodes, self.head, decode)
-
-
-@BACKBONES.register("attention_model")
-def attention_model(
-    in_channels: int,
-    embed_dim: Annotated[int, Field(ge=1)] = 128,
-    num_layers: Annotated[int, Field(ge=0)] = 3,
-    num_heads: Annotated[int, Field(ge=1)] = 8,
-    ff_hidden: Annotated[int, Field(ge=1)] = 512,
-    normalization: Normalization = "batch",
-    tanh_clip: Annotated[float, Field(gt=0)] = 10.0,
-) -> AttentionModel:
-    """Attention Model for the TSP: frames (B, F, N, c) -> tours (B, N) and log-likelihoods (B,).
-
-    Defaults are the paper's (3 layers, 128 dims, 8 heads, feed-forward 512,
-    batch norm, logits clipped to +-10). Weights keep PyTorch's default
-    initialisation, which for the Linear layers is the paper's
-    U(-1/sqrt(fan_in), 1/sqrt(fan_in)). A tiny CI size is e.g.
-    `embed_dim=8, num_heads=2, num_layers=1, ff_hidden=16`.
-
-    Args:
-        embed_dim: node embedding width h; must be divisible by `num_heads`.
-        num_layers: encoder layers (attention + feed-forward).
-        num_heads: heads of the encoder's attention and of the decoder's glimpse.
-        ff_hidden: hidden width of the encoder's feed-forward sublayers.
-        normalization: "batch" (over batch, frames and cities) or "layer".
-        tanh_clip: C in the pointer's logits C * tanh(q.k / sqrt(h)).
-
-    Raises:
-        ValueError: `embed_dim` is not divisible by `num_heads`.
-    """
-    if embed_dim % num_heads:  # a constraint between two arguments, which a per-argument annotation cannot state
-        raise ValueError(
-            f"backbone 'attention_model': argument 'embed_dim' ({embed_dim}) "
-            f"must be divisible by 'num_heads' ({num_heads})"
-        )
-    return AttentionModel(in_channels, embed_dim, num_layers, num_heads, ff_hidden, normalization, tanh_clip)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from functools import partial
 from typing import Annotated
 
@@ -45,20 +46,36 @@ class EdgeConv(nn.Module):
         return self.act(self.norm(edges)).amax(dim=2)
 
 
+@BACKBONES.register("dgcnn", kind="classification")
 class DGCNN(nn.Module):
+    """DGCNN: EdgeConv layers, concatenated -> per-point embedding -> max + mean pool -> MLP head.
+
+    The paper's classification sizes are the defaults; a tiny CI size is e.g.
+    `widths=(8, 8), k=4, emb_dims=16, head_widths=(16,)`.
+
+    Args:
+        in_channels: channels per point of the representation (set by the platform).
+        out_dim: output size, the task's number of classes (set by the platform).
+        widths: output width of each EdgeConv layer (one layer each).
+        k: neighbours per point, recomputed in feature space at each layer; capped at N.
+        emb_dims: width of the per-point embedding that is pooled.
+        head_widths: hidden widths of the classifier head.
+        dropout: dropout between head layers.
+    """
+
     def __init__(
         self,
         in_channels: int,
         out_dim: int,
-        widths: tuple[int, ...],
-        k: int,
-        emb_dims: int,
-        head_widths: tuple[int, ...],
-        dropout: float,
+        widths: Annotated[tuple[PositiveInt, ...], Field(min_length=1)] = (64, 64, 128, 256),
+        k: Annotated[int, Field(ge=1)] = 20,
+        emb_dims: Annotated[int, Field(ge=1)] = 1024,
+        head_widths: tuple[PositiveInt, ...] = (512, 256),
+        dropout: Annotated[float, Field(ge=0, lt=1)] = 0.5,
     ) -> None:
         super().__init__()
         sizes = [in_channels, *widths]
-        self.edge_convs = nn.ModuleList(EdgeConv(c_in, c_out, k) for c_in, c_out in zip(sizes, sizes[1:]))
+        self.edge_convs = nn.ModuleList(EdgeConv(c_in, c_out, k) for c_in, c_out in itertools.pairwise(sizes))
         self.embed = nn.Sequential(
             nn.Linear(sum(widths), emb_dims, bias=False), PointwiseBatchNorm(emb_dims), leaky_relu()
         )
@@ -72,28 +89,3 @@ class DGCNN(nn.Module):
             features.append(x)
         points = self.embed(torch.cat(features, dim=-1))  # (B, N, emb_dims)
         return self.head(torch.cat([points.amax(dim=1), points.mean(dim=1)], dim=-1))
-
-
-@BACKBONES.register("dgcnn")
-def dgcnn(
-    in_channels: int,
-    out_dim: int,
-    widths: Annotated[tuple[PositiveInt, ...], Field(min_length=1)] = (64, 64, 128, 256),
-    k: Annotated[int, Field(ge=1)] = 20,
-    emb_dims: Annotated[int, Field(ge=1)] = 1024,
-    head_widths: tuple[PositiveInt, ...] = (512, 256),
-    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.5,
-) -> DGCNN:
-    """DGCNN: EdgeConv layers, concatenated -> per-point embedding -> max + mean pool -> MLP head.
-
-    The paper's classification sizes are the defaults; a tiny CI size is e.g.
-    `widths=(8, 8), k=4, emb_dims=16, head_widths=(16,)`.
-
-    Args:
-        widths: output width of each EdgeConv layer (one layer each).
-        k: neighbours per point, recomputed in feature space at each layer; capped at N.
-        emb_dims: width of the per-point embedding that is pooled.
-        head_widths: hidden widths of the classifier head.
-        dropout: dropout between head layers.
-    """
-    return DGCNN(in_channels, out_dim, widths, k, emb_dims, head_widths, dropout)

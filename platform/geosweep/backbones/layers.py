@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 
 import torch
@@ -23,7 +24,7 @@ def mlp(
         activation: zero-argument factory of the nonlinearity (DGCNN uses LeakyReLU(0.2)).
     """
     layers: list[nn.Module] = []
-    for i, (fan_in, fan_out) in enumerate(zip(sizes, sizes[1:])):
+    for i, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
         last = i == len(sizes) - 2
         layers.append(nn.Linear(fan_in, fan_out))
         if not last or final_activation:
@@ -37,5 +38,6 @@ class PointwiseBatchNorm(nn.BatchNorm1d):
     """BatchNorm over the channel (last) axis of (..., C) tensors."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., C) -> (..., C), normalised per channel over all leading axes."""
         flat = x.reshape(-1, x.shape[-1])
         return super().forward(flat).reshape(x.shape)

@@ -23,6 +23,7 @@ class MAB(nn.Module):
         self.norm_feed_forward = nn.LayerNorm(dim)
 
     def forward(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        """(B, M, dim) queries attend over (B, N, dim) keys -> (B, M, dim)."""
         h = self.norm_attention(query + self.attention(query, keys, keys, need_weights=False)[0])
         return self.norm_feed_forward(h + self.feed_forward(h))
 
@@ -38,21 +39,47 @@ class PMA(nn.Module):
         self.block = MAB(dim, heads)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, N, dim) set -> (B, dim)."""
         seed = self.seed.expand(z.shape[0], -1, -1)
         return self.block(seed, self.feed_forward(z)).squeeze(1)
 
 
+@BACKBONES.register("set_transformer", kind="classification")
 class SetTransformer(nn.Module):
+    """Set Transformer: linear embedding, `depth` SABs, PMA with one seed, MLP head.
+
+    Defaults follow the authors' point-cloud run (dim 256, 4 heads, 2 encoder
+    blocks, dropout 0.5 before the output layer), with full SABs in place of
+    their inducing-point ISABs: attention is O(N^2) in memory per head.
+    A tiny CI size is e.g. `dim=8, heads=2, depth=1`.
+
+    Args:
+        in_channels: channels per point of the representation (set by the platform).
+        out_dim: output size, the task's number of classes (set by the platform).
+        dim: model width; must be divisible by `heads`.
+        heads: attention heads.
+        depth: number of self-attention blocks before pooling.
+        head_widths: hidden widths of the MLP head (the paper uses none: one linear layer).
+        dropout: dropout before the head and between its layers.
+
+    Raises:
+        ValueError: `dim` is not divisible by `heads`.
+    """
+
     def __init__(
         self,
         in_channels: int,
         out_dim: int,
-        dim: int,
-        heads: int,
-        depth: int,
-        head_widths: tuple[int, ...],
-        dropout: float,
+        dim: Annotated[int, Field(ge=1)] = 256,
+        heads: Annotated[int, Field(ge=1)] = 4,
+        depth: Annotated[int, Field(ge=0)] = 2,
+        head_widths: tuple[PositiveInt, ...] = (),
+        dropout: Annotated[float, Field(ge=0, lt=1)] = 0.5,
     ) -> None:
+        if dim % heads:  # a constraint between two arguments, which a per-argument annotation cannot state
+            raise ValueError(
+                f"backbone 'set_transformer': argument 'dim' ({dim}) must be divisible by 'heads' ({heads})"
+            )
         super().__init__()
         self.embed = nn.Linear(in_channels, dim)  # no positional encoding: the input is a set
         self.blocks = nn.ModuleList(MAB(dim, heads) for _ in range(depth))
@@ -67,35 +94,3 @@ class SetTransformer(nn.Module):
         for block in self.blocks:
             x = block(x, x)  # SAB(X) = MAB(X, X)
         return self.head(self.pool(x))
-
-
-@BACKBONES.register("set_transformer")
-def set_transformer(
-    in_channels: int,
-    out_dim: int,
-    dim: Annotated[int, Field(ge=1)] = 256,
-    heads: Annotated[int, Field(ge=1)] = 4,
-    depth: Annotated[int, Field(ge=0)] = 2,
-    head_widths: tuple[PositiveInt, ...] = (),
-    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.5,
-) -> SetTransformer:
-    """Set Transformer: linear embedding, `depth` SABs, PMA with one seed, MLP head.
-
-    Defaults follow the authors' point-cloud run (dim 256, 4 heads, 2 encoder
-    blocks, dropout 0.5 before the output layer), with full SABs in place of
-    their inducing-point ISABs: attention is O(N^2) in memory per head.
-    A tiny CI size is e.g. `dim=8, heads=2, depth=1`.
-
-    Args:
-        dim: model width; must be divisible by `heads`.
-        heads: attention heads.
-        depth: number of self-attention blocks before pooling.
-        head_widths: hidden widths of the MLP head (the paper uses none: one linear layer).
-        dropout: dropout before the head and between its layers.
-
-    Raises:
-        ValueError: `dim` is not divisible by `heads`.
-    """
-    if dim % heads:  # a constraint between two arguments, which a per-argument annotation cannot state
-        raise ValueError(f"backbone 'set_transformer': argument 'dim' ({dim}) must be divisible by 'heads' ({heads})")
-    return SetTransformer(in_channels, out_dim, dim, heads, depth, head_widths, dropout)

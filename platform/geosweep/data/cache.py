@@ -46,6 +46,8 @@ def code_version(component: Any) -> str:
 
 @dataclass
 class CacheStats:
+    """Hits and misses of one cache, and the seconds its misses cost."""
+
     hits: int = 0
     misses: int = 0
     build_seconds: float = 0.0
@@ -64,6 +66,7 @@ class RepresentationCache:
         self.stats = CacheStats()
 
     def key(self, points: np.ndarray, name: str, kwargs: dict[str, Any], component: Any) -> str:
+        """The content hash of everything that determines an encoding: points, name, arguments, code version."""
         parts = {
             "points": fingerprint(points),
             "name": name,

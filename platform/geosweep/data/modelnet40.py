@@ -21,13 +21,10 @@ import h5py
 import numpy as np
 from pydantic import AfterValidator, Field
 
+from geosweep import random_streams
 from geosweep.data.sources import check_source, local_copy
-from geosweep.data.splits import PointCloudSplits, Split
+from geosweep.data.splits import SPLITS, PointCloudSplits, Split
 from geosweep.registry import DATASETS
-
-# Independent random streams derived from the seed: changing val_fraction
-# leaves the subsampled points alone, and vice versa.
-_TRAIN_STREAM, _TEST_STREAM, _VAL_STREAM = 0, 1, 2
 
 _PATH_FIELD = "dataset.kwargs.path"
 # A URI's scheme is checked when the config is validated, before Ray starts; nothing is fetched then.
@@ -47,7 +44,7 @@ def _listed_files(directory: Path, list_name: str) -> list[Path]:
     if not names:
         raise ValueError(f"modelnet40: list file {list_file} lists no .h5 files")
     files = [directory / Path(name.replace("\\", "/")).name for name in names]
-    for name, file in zip(names, files):
+    for name, file in zip(names, files, strict=True):
         if not file.is_file():
             raise FileNotFoundError(f"modelnet40: {list_file} lists {name!r}, but {file} does not exist")
     return files
@@ -132,10 +129,11 @@ def _subsample(points: np.ndarray, num_points: int, mode: str, rng: np.random.Ge
 
 
 def _load(
-    directory: Path, list_name: str, num_points: int, subsample: str, num_classes: int | None, seed: int, stream: int
+    directory: Path, list_name: str, num_points: int, subsample: str, num_classes: int | None, seed: int, split: str
 ) -> Split:
     """Concatenate the validated, subsampled clouds of every file in one list file, in list order."""
-    rng = np.random.default_rng(np.random.SeedSequence([seed, stream]))
+    # A stream of its own, apart from the validation subset's: changing val_fraction leaves the points alone.
+    rng = random_streams.generator("modelnet40.subsample", seed, SPLITS.index(split))
     points, labels = [], []
     for file in _listed_files(directory, list_name):
         file_points, file_labels = _read_file(file, num_points, num_classes)
@@ -160,7 +158,7 @@ def _take(split: Split, index: np.ndarray | slice) -> Split:
     return Split(points=split.points[index], labels=split.labels[index])
 
 
-@DATASETS.register("modelnet40")
+@DATASETS.register("modelnet40", kind="classification")
 def modelnet40(
     seed: Annotated[int, Field(ge=0)],
     path: _ReleasePath,
@@ -207,13 +205,12 @@ def modelnet40(
         raise FileNotFoundError(f"modelnet40: directory {directory} does not exist")
     names = _class_names(directory)
     num_classes = None if names is None else len(names)
-    train = _load(directory, "train_files.txt", num_points, subsample, num_classes, seed, _TRAIN_STREAM)
-    test = _load(directory, "test_files.txt", num_points, subsample, num_classes, seed, _TEST_STREAM)
+    train = _load(directory, "train_files.txt", num_points, subsample, num_classes, seed, "train")
+    test = _load(directory, "test_files.txt", num_points, subsample, num_classes, seed, "test")
     if names is None:
         names = tuple(f"class_{c}" for c in range(int(max(train.labels.max(), test.labels.max())) + 1))
 
-    val_rng = np.random.default_rng(np.random.SeedSequence([seed, _VAL_STREAM]))
-    in_val = _stratified_val(train.labels, val_fraction, val_rng)
+    in_val = _stratified_val(train.labels, val_fraction, random_streams.generator("modelnet40.val", seed))
     train, val = _take(train, ~in_val), _take(train, in_val)
     if max_per_split is not None:
         train, val, test = (_take(split, slice(max_per_split)) for split in (train, val, test))

@@ -19,7 +19,8 @@ from typing import Annotated
 import numpy as np
 from pydantic import Field, PositiveInt
 
-from geosweep.data.splits import PointCloudSplits, Split
+from geosweep import random_streams
+from geosweep.data.splits import SPLITS, PointCloudSplits, Split
 from geosweep.registry import DATASETS
 
 # A surface patch: its area per sample (S,), and a function drawing points
@@ -354,18 +355,18 @@ def _class_clouds(rng: np.random.Generator, name: str, count: int, num_points: i
 
 
 def _split(seed: int, index: int, per_class: int, num_points: int, noise: float) -> Split:
-    # One stream per (split, class): changing one split's size leaves the other
-    # splits bit-identical, and appending a class leaves the others' clouds alone.
+    # One stream per (split, class), `index` being the split's in SPLITS: changing one split's size leaves
+    # the other splits bit-identical, and appending a class leaves the others' clouds alone.
     clouds = []
     for c, name in enumerate(CLASSES):
-        rng = np.random.default_rng(np.random.SeedSequence([seed, index, c]))
+        rng = random_streams.generator("shapes.cloud", seed, index, c)
         clouds.append(_class_clouds(rng, name, per_class, num_points, noise))
     labels = np.repeat(np.arange(len(CLASSES), dtype=np.int64), per_class)
-    order = np.random.default_rng(np.random.SeedSequence([seed, index])).permutation(labels.size)
+    order = random_streams.generator("shapes.order", seed, index).permutation(labels.size)
     return Split(points=np.concatenate(clouds)[order], labels=labels[order])
 
 
-@DATASETS.register("shapes")
+@DATASETS.register("shapes", kind="classification")
 def shapes(
     seed: Annotated[int, Field(ge=0)],
     num_points: Annotated[int, Field(ge=16)] = 1024,
@@ -392,6 +393,6 @@ def shapes(
         Splits with points (M, num_points, 3) float32 and labels (M,) int64,
         shuffled, every class in every split; class_names follow CLASSES.
     """
-    sizes = (train_per_class, val_per_class, test_per_class)
-    train, val, test = (_split(seed, i, n, num_points, noise) for i, n in enumerate(sizes))
+    sizes = {"train": train_per_class, "val": val_per_class, "test": test_per_class}
+    train, val, test = (_split(seed, SPLITS.index(name), sizes[name], num_points, noise) for name in SPLITS)
     return PointCloudSplits(train=train, val=val, test=test, class_names=tuple(CLASSES))

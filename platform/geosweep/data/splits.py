@@ -7,15 +7,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from geosweep import random_streams
+
+SPLITS = ("train", "val", "test")  # a split's index here is the key of its random streams ("split" in STREAMS)
+
 
 @dataclass(frozen=True)
 class Split:
+    """One split's point clouds and their labels."""
+
     points: np.ndarray  # (M, N, d) float32
     labels: np.ndarray  # (M,) int64
 
 
 @dataclass(frozen=True)
 class PointCloudSplits:
+    """A classification dataset's train, validation and test splits and its class names."""
+
     train: Split
     val: Split
     test: Split
@@ -23,10 +31,12 @@ class PointCloudSplits:
 
     @property
     def num_classes(self) -> int:
+        """How many classes the labels index."""
         return len(self.class_names)
 
     @property
     def dim(self) -> int:
+        """The points' dimension (3 for point clouds)."""
         return self.train.points.shape[-1]
 
 
@@ -40,17 +50,17 @@ def apply_rotation_protocols(splits: PointCloudSplits, train: str, test: str, se
         splits: clouds in canonical pose.
         train: protocol for train and val ("none", "z", "so3").
         test: protocol for test.
-        seed: rotations are drawn from streams derived from it, one per split.
+        seed: rotations are drawn from the streams "rotation.train", "rotation.val" and "rotation.test" of it.
     """
     from geosweep.data.rotations import rotate
 
-    def rotated(split: Split, protocol: str, stream: int) -> Split:
-        rng = np.random.default_rng(np.random.SeedSequence([seed, 1000 + stream]))
+    def rotated(split: Split, protocol: str, name: str) -> Split:
+        rng = random_streams.generator(f"rotation.{name}", seed)
         return dataclasses.replace(split, points=rotate(split.points, protocol, rng))
 
     return dataclasses.replace(
         splits,
-        train=rotated(splits.train, train, 0),
-        val=rotated(splits.val, train, 1),
-        test=rotated(splits.test, test, 2),
+        train=rotated(splits.train, train, "train"),
+        val=rotated(splits.val, train, "val"),
+        test=rotated(splits.test, test, "test"),
     )

@@ -21,11 +21,13 @@ import numpy as np
 import torch
 from pydantic import Field, PositiveInt
 
+from geosweep import random_streams
 from geosweep.data.tours import InvalidTourError, check_tours, lkh_tours, tour_length
 from geosweep.registry import DATASETS
 
-FORMAT_VERSION = 1  # bump when the file layout changes: older files are then reported, not misread
-_STREAMS = {"val": 1, "test": 2}  # val and test sets differ even when given the same seed
+# Bump when the file layout or the instances a seed generates change: older files are then reported, not misread.
+# 2: instances drawn from the named random streams "tsp.val" and "tsp.test".
+FORMAT_VERSION = 2
 VARIANTS = ("rotated", "reflected", "translated", "scaled", "all")
 
 
@@ -71,6 +73,7 @@ class TSPData:
 
     @property
     def dim(self) -> int:
+        """The cities' dimension: TSP instances are planar."""
         return 2
 
     def sample_train(self, rng: np.random.Generator, size: int) -> np.ndarray:
@@ -84,11 +87,15 @@ def default_data_dir() -> Path:
 
 
 def set_instances(split: str, num_nodes: int, size: int, seed: int) -> np.ndarray:
-    """The coordinates of fixed set `split` ("val" or "test"); a smaller size gives a prefix of a larger one."""
-    return random_instances(np.random.default_rng(np.random.SeedSequence([seed, _STREAMS[split]])), size, num_nodes)
+    """The coordinates of fixed set `split` ("val" or "test"); a smaller size gives a prefix of a larger one.
+
+    Each set has its own named stream, so val and test differ even when given the same seed.
+    """
+    return random_instances(random_streams.generator(f"tsp.{split}", seed), size, num_nodes)
 
 
 def set_path(directory: Path, num_nodes: int, split: str, seed: int) -> Path:
+    """Where a TSP set lives: its file is named by size, split and seed."""
     return directory / f"tsp{num_nodes}_{split}_seed{seed}.npz"
 
 
@@ -222,7 +229,8 @@ def transformed_variants(coords: np.ndarray, seed: int) -> dict[str, tuple[np.nd
 
     Args:
         coords: (M, n, 2) instances.
-        seed: the same seed gives the same variants (one random stream per variant).
+        seed: the same seed gives the same variants (stream "tsp.variant" of it, keyed by the variant's
+            index in VARIANTS: never the stream of a fixed set, whatever the seeds).
 
     Returns:
         For each name in VARIANTS: (M, n, 2) float32 coordinates and the factor
@@ -234,15 +242,15 @@ def transformed_variants(coords: np.ndarray, seed: int) -> dict[str, tuple[np.nd
         raise ValueError(f"transformed_variants: coords must have shape (M, n, 2), got {coords.shape}")
     centroid = coords.mean(axis=1, keepdims=True)
     variants = {}
-    for stream, name in enumerate(VARIANTS):
-        rng = np.random.default_rng(np.random.SeedSequence([seed, stream]))
+    for index, name in enumerate(VARIANTS):
+        rng = random_streams.generator("tsp.variant", seed, index)
         linear, offset, scale = _similarities(rng, coords.shape[0], name)
         moved = scale * (coords - centroid) @ linear.transpose(0, 2, 1) + centroid + offset
         variants[name] = (moved.astype(np.float32), scale)
     return variants
 
 
-@DATASETS.register("tsp")
+@DATASETS.register("tsp", kind="tour")
 def tsp(
     seed: Annotated[int, Field(ge=0)],
     num_nodes: Annotated[int, Field(ge=3)] = 20,

@@ -23,8 +23,9 @@ target layer; h has Kaiming fan-out weights and zero biases.
 
 from __future__ import annotations
 
+import itertools
 import math
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
@@ -55,6 +56,7 @@ class Amortised(BaseModel):
         return self
 
     def to_unit(self, value: torch.Tensor) -> torch.Tensor:
+        """`value` mapped from [low, high] to [0, 1] (MIP's encoding needs [0, 1])."""
         return (value - self.low) / (self.high - self.low)
 
 
@@ -69,6 +71,7 @@ class GeneratedLinear(nn.Module):
 
     @property
     def num_params(self) -> int:
+        """How many hypernetwork outputs this layer takes: weight then bias."""
         return self.out_features * (self.in_features + 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -87,30 +90,49 @@ def spectrum(x: torch.Tensor) -> torch.Tensor:
 
 
 class Hypernetwork(nn.Module):
-    """A backbone whose target Linear layers are generated per sample from a condition."""
+    """A backbone whose target Linear layers are generated per sample from a condition (`standard` or `mip`).
+
+    Args:
+        target: the backbone whose layers are generated (set by the platform).
+        in_channels: channels per point of the backbone's input (set by the platform).
+        targets: backbone modules whose Linear layers are generated (every backbone has `head`).
+        hidden: hidden widths of the hypernetwork MLP h.
+        activation: h's nonlinearity.
+        condition: `spectrum` (per-sample invariant descriptor) or `hyperparam` (amortised).
+        amortised: the hyperparameter, its range and evaluation grid (condition `hyperparam` only).
+    """
+
+    mip: ClassVar[bool]  # the parametrization: MIP's encoding and residual theta_0, or the standard one
 
     def __init__(
-        self, target: nn.Module, in_channels: int, targets: tuple[str, ...], hidden: tuple[int, ...],
-        activation: str, condition: str, amortised: Amortised | None, mip: bool,
-    ) -> None:  # fmt: skip
+        self,
+        target: nn.Module,
+        in_channels: int,
+        targets: Annotated[tuple[str, ...], Field(min_length=1)] = ("head",),
+        hidden: tuple[PositiveInt, ...] = (64, 64),
+        activation: Activation = "relu",
+        condition: Literal["spectrum", "hyperparam"] = "spectrum",
+        amortised: Amortised | None = None,
+    ) -> None:
         super().__init__()
         if condition == "hyperparam" and amortised is None:
             raise ValueError("hypernet condition 'hyperparam' needs `amortised` (name, low, high, grid)")
-        self.backbone, self.condition, self.amortised, self.mip = target, condition, amortised, mip
+        self.backbone, self.condition = target, condition
+        self.amortised = amortised if condition == "hyperparam" else None  # what the model samples per batch
         self.generated, originals = replace_linears(target, targets)
         self.hyperparam: torch.Tensor | None = None  # set by the loop when condition = hyperparam
         self.diagnostics: dict[str, torch.Tensor] = {}  # from the last forward, detached
 
         raw_dim = in_channels if condition == "spectrum" else 1
-        sizes = [2 * raw_dim if mip else raw_dim, *hidden, sum(g.num_params for g in self.generated.values())]
+        sizes = [2 * raw_dim if self.mip else raw_dim, *hidden, sum(g.num_params for g in self.generated.values())]
         layers: list[nn.Module] = []
-        for i, (fan_in, fan_out) in enumerate(zip(sizes, sizes[1:])):
+        for i, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
             layers.append(nn.Linear(fan_in, fan_out))
             if i < len(sizes) - 2:
                 layers.append(ACTIVATIONS[activation]())
         self.h = nn.Sequential(*layers)
         self.theta0 = None
-        if mip:
+        if self.mip:
             for layer in self.h:
                 if isinstance(layer, nn.Linear):
                     nn.init.kaiming_normal_(layer.weight, mode="fan_out", nonlinearity="relu")
@@ -190,29 +212,15 @@ def flat_params(linear: nn.Linear) -> torch.Tensor:
     return torch.cat([linear.weight.detach().flatten(), bias.detach()])
 
 
-def _register(name: str, mip: bool) -> None:
-    def build(
-        target: nn.Module,
-        in_channels: int,
-        targets: Annotated[tuple[str, ...], Field(min_length=1)] = ("head",),
-        hidden: tuple[PositiveInt, ...] = (64, 64),
-        activation: Activation = "relu",
-        condition: Literal["spectrum", "hyperparam"] = "spectrum",
-        amortised: Amortised | None = None,
-    ) -> Hypernetwork:
-        return Hypernetwork(target, in_channels, targets, hidden, activation, condition, amortised, mip)
+@HYPERNETS.register("standard")
+class StandardHypernetwork(Hypernetwork):
+    """h maps the raw condition straight to the generated layers' parameters."""
 
-    build.__doc__ = f"""`{name}` hypernetwork over the backbone's `targets` (module names; every Linear inside).
-
-    Args:
-        targets: backbone modules whose Linear layers are generated (every backbone has `head`).
-        hidden: hidden widths of the hypernetwork MLP h.
-        activation: h's nonlinearity.
-        condition: `spectrum` (per-sample invariant descriptor) or `hyperparam` (amortised).
-        amortised: the hyperparameter, its range and evaluation grid (condition `hyperparam` only).
-    """
-    HYPERNETS.register(name)(build)
+    mip = False
 
 
-_register("standard", mip=False)
-_register("mip", mip=True)
+@HYPERNETS.register("mip")
+class MIPHypernetwork(Hypernetwork):
+    """Magnitude Invariant Parametrization: constant-norm encoding of the condition, residual theta_0 + h(E(g))."""
+
+    mip = True

@@ -42,9 +42,11 @@ class FrameAveraging(Representation):
     invariances = frozenset({"translation", "rotation", "reflection", "permutation"})
 
     def __init__(
-        self, group: Literal["o3", "so3"] = "o3", stochastic: bool = False,
+        self,
+        group: Literal["o3", "so3"] = "o3",
+        stochastic: bool = False,
         scale: Literal["none", "rms", "top_eig"] = "none",
-    ) -> None:  # fmt: skip
+    ) -> None:
         super().__init__()
         self.group = group
         self.stochastic = stochastic

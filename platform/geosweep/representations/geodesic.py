@@ -65,6 +65,7 @@ class GeodesicMDS(Representation):
         self.sign_rule = sign_rule
 
     def out_channels(self, dim: int) -> int:
+        """`dims`, whatever the input's dimension: the embedding has its own coordinates."""
         return self.dims
 
     def forward(self, points: Tensor) -> Tensor:

@@ -1,39 +1,132 @@
-"""Point-cloud classification: cross-entropy and accuracy."""
+"""Point-cloud classification: cached frames (or points) and labels in, cross-entropy, sharded accuracy."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Annotated, Any
 
 import torch
 from pydantic import Field
 from torch.nn import functional as F
+from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
-from geosweep.registry import TASKS
+from geosweep.data import apply_rotation_protocols
+from geosweep.model import InvariantModel, build_model
+from geosweep.registry import DATASETS, TASKS
+from geosweep.tasks.base import Batch
+from geosweep.tasks.evaluation import accuracy, ambiguity_fractions, robustness_and_certificate
+from geosweep.tasks.inputs import prepare_inputs
+
+if TYPE_CHECKING:
+    from geosweep.config import RunConfig
 
 
+@TASKS.register("classification", kind="classification")
 class Classification:
-    kind = "classification"  # the Training that runs it (train/loop.py)
-
-    def __init__(self, label_smoothing: float) -> None:
-        self.label_smoothing = label_smoothing
-
-    def output_dim(self, num_classes: int) -> int:
-        return num_classes
-
-    def loss(self, logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float | None = None) -> torch.Tensor:
-        """Cross-entropy; `label_smoothing` overrides the configured value (an amortised hyperparameter)."""
-        smoothing = self.label_smoothing if label_smoothing is None else label_smoothing
-        return F.cross_entropy(logits, labels, label_smoothing=smoothing)
-
-    def num_correct(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return (logits.argmax(dim=-1) == labels).sum()
-
-
-@TASKS.register("classification")
-def classification(label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.0) -> Classification:
     """Cross-entropy classification scored by accuracy.
+
+    A deterministic representation's frames are computed once (and cached) and fed to
+    the model's frames entry; stochastic representations run in the model every step.
 
     Args:
         label_smoothing: cross-entropy label smoothing in [0, 1).
     """
-    return Classification(label_smoothing)
+
+    grad_clip = None
+
+    def __init__(self, label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.0) -> None:
+        self.label_smoothing = label_smoothing
+
+    def loss(
+        self, logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Cross-entropy in float32; `label_smoothing` overrides the configured value (an amortised hyperparameter).
+
+        Returns:
+            The loss, and no further per-step metrics.
+        """
+        smoothing = self.label_smoothing if label_smoothing is None else label_smoothing
+        return F.cross_entropy(logits.float(), labels, label_smoothing=smoothing), {}
+
+    @staticmethod
+    def num_correct(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """How many argmax predictions equal the labels."""
+        return (logits.argmax(dim=-1) == labels).sum()
+
+    # --- training recipe (see tasks/base.py's Task)
+
+    def setup(self, config: RunConfig, rank: int, world_size: int, device: torch.device) -> InvariantModel:
+        """Every rank generates the same splits (the canonical pose is kept for the robustness table)."""
+        self.config, self.rank, self.world_size, self.device = config, rank, world_size, device
+        self.canonical = DATASETS.build(config.dataset.name, config.dataset.kwargs, seed=config.seed)
+        rotation = config.dataset.rotation
+        data = apply_rotation_protocols(self.canonical, rotation.train, rotation.test, seed=config.seed)
+        self.model = build_model(config, dim=data.dim, out_dim=data.num_classes)
+        self.inputs = prepare_inputs(config, data, self.model.representation, rank)
+        self.input_name = "frames" if self.inputs.precomputed else "points"
+        train_set = TensorDataset(self.inputs.train, torch.from_numpy(data.train.labels))
+        self.sampler = DistributedSampler(train_set, world_size, rank, shuffle=True, seed=config.seed, drop_last=True)
+        self.loader = DataLoader(train_set, batch_size=config.batch_size, sampler=self.sampler, drop_last=True)
+        self.val_labels, self.test_labels = torch.from_numpy(data.val.labels), torch.from_numpy(data.test.labels)
+        return self.model
+
+    def start_metrics(self) -> dict[str, float]:
+        """The frame cache's hits and seconds, and how ambiguous a single canonical frame is on this data."""
+        splits = (self.canonical.train, self.canonical.val, self.canonical.test)
+        return self.inputs.metrics | ambiguity_fractions([split.points for split in splits])
+
+    def batches(self, epoch: int) -> Iterator[Batch]:
+        """This rank's shard of the train split, reshuffled per epoch, as frames (cached) or points."""
+        self.sampler.set_epoch(epoch)
+        for x, labels in self.loader:
+            yield Batch({self.input_name: x.to(self.device)}, labels.to(self.device))
+
+    def end_epoch(self) -> dict[str, float]:
+        """Nothing to update between epochs."""
+        return {}
+
+    def evaluate(self) -> dict[str, float]:
+        """Accuracy on val and test, each rank a shard (amortised runs at the grid's first value)."""
+        self._set_amortised(0)
+        return {"val_acc": self._accuracy("val"), "test_acc": self._accuracy("test")}
+
+    def final_metrics(self) -> dict[str, float]:
+        """Rank 0 after training: rotation-robustness table, invariance certificate, amortised grid."""
+        test, certify, model = self.canonical.test, self.config.certify, self.model
+        final = robustness_and_certificate(
+            model,
+            self,
+            test.points,
+            test.labels,
+            model.representation.invariances,
+            samples=certify.samples,
+            max_clouds=certify.max_clouds,
+            seed=self.config.seed,
+            device=self.device,
+        )
+        amortised = model.amortised
+        if amortised:  # one trial covers a slice of the sweep: every grid value, scored
+            for index, value in enumerate(amortised.grid):
+                self._set_amortised(index)
+                for split in ("val", "test"):
+                    key = f"amortised/{amortised.name}:{value:g}/{split}_acc"  # MLflow names allow no "="
+                    final[key] = self._accuracy(split, sharded=False)
+            self._set_amortised(0)
+        return final
+
+    def state_dict(self) -> dict[str, Any]:
+        """No state beyond model and optimizer."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Nothing to restore."""
+
+    def _accuracy(self, split: str, sharded: bool = True) -> float:
+        """Accuracy on `split` ("val" or "test"): sharded over ranks (a collective), or this rank's alone."""
+        inputs, labels = getattr(self.inputs, split), getattr(self, f"{split}_labels")
+        rank, world_size = (self.rank, self.world_size) if sharded else (0, 1)
+        return accuracy(self.model, self, inputs, labels, rank, world_size, self.device, self.input_name)
+
+    def _set_amortised(self, index: int) -> None:
+        if self.model.amortised:
+            self.model.set_hyperparams({self.model.amortised.name: self.model.amortised.grid[index]})

@@ -29,5 +29,6 @@ def checkpoint_dir(state: dict[str, Any] | None) -> Iterator[ray.train.Checkpoin
 
 
 def load_state(checkpoint: ray.train.Checkpoint) -> dict[str, Any]:
+    """The state `checkpoint_dir` wrote, on the CPU."""
     with checkpoint.as_directory() as directory:
         return torch.load(Path(directory) / CHECKPOINT_FILE, weights_only=True, map_location="cpu")

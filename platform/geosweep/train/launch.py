@@ -18,6 +18,7 @@ from geosweep.train.loop import train_loop_per_worker
 
 
 def run_name_for(config: RunConfig) -> str:
+    """A readable, unique run name: the three axes, the seed and a timestamp."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return f"{config.representation.name}-{config.backbone.name}-{config.hypernet.name}-s{config.seed}-{stamp}"
 
@@ -58,6 +59,7 @@ def run_training(
     """Train `config` on Ray Train and record it in MLflow.
 
     Args:
+        config: the run.
         storage_path: where Ray Train persists checkpoints (default ~/ray_results;
             shared storage such as s3:// on a multi-node cluster).
         run_name: the Train run's and MLflow run's name (default: from the axes and a timestamp).

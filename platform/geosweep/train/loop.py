@@ -1,7 +1,7 @@
 """The per-worker training loop that Ray Train runs on every rank (DDP: gloo on CPU, nccl on GPU).
 
-The loop owns what every task shares (seeding, resume, checkpoints, reports,
-MLflow); a task's `Training` owns its data, model, epoch and metrics.
+The loop owns what every run shares (resume, checkpoints, reports, MLflow);
+train/training.py runs the epochs, and the task (tasks/) its data, loss and metrics.
 """
 
 from __future__ import annotations
@@ -10,9 +10,8 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import ray.train
 import ray.train.torch
@@ -20,31 +19,10 @@ import torch
 import torch.distributed as dist
 
 from geosweep.config import RunConfig
-from geosweep.registry import TASKS
 from geosweep.tracking import EpochLogger
 from geosweep.train.checkpoint import checkpoint_dir, load_state
-from geosweep.train.classification import ClassificationTraining
-from geosweep.train.components import seed_everything
 from geosweep.train.live_metrics import LiveMetrics
-from geosweep.train.tours import TourTraining
-
-
-class Training(Protocol):
-    """One task's training on one rank; built identically on every rank from the same seed."""
-
-    model: torch.nn.Module  # the full model, representation included: checkpointed and saved
-    optimizer: torch.optim.Optimizer
-
-    def start_metrics(self) -> dict[str, float]: ...  # step 0: what data and representation cost
-    def prepare(self) -> None: ...  # move to the device and wrap for DDP (after a resume)
-    def state_dict(self) -> dict[str, Any]: ...  # task state beyond model and optimizer (a baseline)
-    def load_state_dict(self, state: dict[str, Any]) -> None: ...
-    def train_epoch(self, epoch: int, on_step: Callable[[float, int, torch.Tensor], None]) -> dict[str, float]: ...
-    def evaluate(self) -> dict[str, float]: ...  # a collective: every rank scores its shard
-    def final_metrics(self) -> dict[str, float]: ...  # rank 0 only, after the last epoch
-
-
-TRAININGS: dict[str, type] = {"classification": ClassificationTraining, "tour": TourTraining}
+from geosweep.train.training import Training
 
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
@@ -60,10 +38,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     device = ray.train.torch.get_device()
 
     # --- build: identical initial weights on every rank, then per-rank random streams
-    seed_everything(config.seed)
-    task = TASKS.build(config.task.name, config.task.kwargs)
-    training: Training = TRAININGS[task.kind](config, task, rank, world_size, device)
-    seed_everything(config.seed + 1 + rank)
+    training = Training(config, rank, world_size, device)
+    task, model, optimizer = training.task, training.model, training.optimizer
 
     # --- resume from the last checkpoint (after a worker failure)
     logger = EpochLogger(loop_config["tracking_uri"], loop_config["run_id"]) if rank == 0 else None
@@ -73,18 +49,18 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     start_epoch = 1
     checkpoint = ray.train.get_checkpoint()
     if logger and checkpoint is None:
-        logger.log_metrics(0, training.start_metrics())
+        logger.log_metrics(0, task.start_metrics())
     if checkpoint is not None:
         state = load_state(checkpoint)
-        training.model.load_state_dict(state["model"])
-        training.optimizer.load_state_dict(state["optimizer"])
-        training.load_state_dict(state.get("task", {}))  # checkpoints written before tasks had state lack it
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        task.load_state_dict(state.get("task", {}))  # checkpoints written before tasks had state lack it
         start_epoch = state["epoch"] + 1
         if logger:
             logger.set_tag("resumed_from_epoch", str(state["epoch"]))
             # A failure between the checkpoint and MLflow may have lost the last epoch's metrics.
             logger.log_epoch_once(state["epoch"], state["metrics"])
-    training.prepare()
+    training.distribute()
     live = LiveMetrics(config.tracking.experiment, loop_config["run_name"], rank)  # Prometheus, via Ray's agent
 
     for epoch in range(start_epoch, config.epochs + 1):
@@ -95,15 +71,15 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             raise FloatingPointError(
                 f"training diverged: non-finite mean loss ({metrics['train_loss']}) in epoch {epoch}"
             )
-        metrics |= training.evaluate()
+        metrics |= task.evaluate()
 
         # --- report (a collective: every rank calls it; rank 0 attaches the checkpoint)
         state = None
         if rank == 0:
             state = {
-                "model": training.model.state_dict(),
-                "optimizer": training.optimizer.state_dict(),
-                "task": training.state_dict(),
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "task": task.state_dict(),
                 "epoch": epoch,
                 "metrics": metrics,
                 "config": config.model_dump(mode="json"),
@@ -115,10 +91,10 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
 
     # --- after training (rank 0): the task's final metrics and the final model
     if logger:
-        logger.log_metrics(config.epochs, training.final_metrics())
+        logger.log_metrics(config.epochs, task.final_metrics())
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "model.pt"
-            torch.save({"model": training.model.state_dict(), "config": config.model_dump(mode="json")}, path)
+            torch.save({"model": model.state_dict(), "config": config.model_dump(mode="json")}, path)
             logger.log_artifact(path)
 
 

@@ -1,4 +1,4 @@
-"""TSP training pieces without Ray: tour identity, baselines, and invariance of greedy tours."""
+"""The TSP task without Ray: its declared kind, loss and gap, tour identity, baselines, invariance of greedy tours."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import torch
 from geosweep.config import parse_run_config
 from geosweep.data.tsp import transformed_variants
 from geosweep.model import build_model
-from geosweep.train.baselines import ExponentialBaseline, RolloutBaseline
-from geosweep.train.tours import canonical_cycle, same_tours
+from geosweep.registry import TASKS
+from geosweep.tasks.baselines import ExponentialBaseline, RolloutBaseline
+from geosweep.tasks.tsp import TSP, canonical_cycle, same_tours
 
 
 def uniform_cities(size: int, n: int, seed: int = 0) -> np.ndarray:
@@ -27,6 +28,40 @@ def tour_model(representation: dict, seed: int = 0):
         "epochs": 1,
     })  # fmt: skip
     return build_model(config, dim=2).eval()
+
+
+def test_declares_the_tour_kind_and_builds_from_its_own_signature():
+    assert TASKS.kind("tsp") == "tour"
+    task = TASKS.build("tsp", {"baseline": "exponential", "epoch_size": "64"})
+    assert isinstance(task, TSP) and (task.baseline_name, task.epoch_size, task.grad_clip) == ("exponential", 64, 1.0)
+    with pytest.raises(ValueError, match=r"argument 'grad_clip': Input should be greater than 0"):
+        TASKS.validate_kwargs("tsp", {"grad_clip": 0})
+
+
+def test_reinforce_lowers_the_likelihood_of_tours_longer_than_the_baseline():
+    log_likelihood = torch.zeros(2, requires_grad=True)
+    loss = TSP.reinforce(torch.tensor([3.0, 1.0]), torch.tensor([2.0, 2.0]), log_likelihood)
+    loss.backward()
+    assert loss.item() == 0.0 and log_likelihood.grad.tolist() == [0.5, -0.5]  # descent lowers the longer tour's
+
+
+def test_gap_is_the_excess_over_the_reference_in_percent():
+    gaps = TSP.gap_percent(torch.tensor([4.0, 3.0]), torch.tensor([4.0, 2.0]))
+    assert gaps.tolist() == [0.0, 50.0]
+    lengths = torch.tensor([1.0, 2.0])
+    assert TSP().gap_or_nan(lengths, None).isnan().all()  # reference: none
+
+
+def test_loss_scores_sampled_tours_against_the_baseline_and_reports_their_length():
+    task = TSP(baseline="exponential", ema_beta=0.0)
+    task.baseline = ExponentialBaseline(task.ema_beta)
+    cities = torch.tensor([[[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]])
+    log_likelihood = torch.zeros(1, requires_grad=True)
+    loss, metrics = task.loss((torch.tensor([[0, 1, 2, 3]]), log_likelihood), cities)
+    assert loss.item() == 0.0  # the exponential baseline with beta 0 is the batch's own length
+    assert metrics["tour_len"].item() == pytest.approx(4.0)
+    with pytest.raises(ValueError):  # an invalid tour is an error, never a length
+        task.loss((torch.tensor([[0, 1, 1, 3]]), log_likelihood), cities)
 
 
 def test_same_cycle_whatever_the_start_and_direction():

@@ -12,20 +12,25 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
-from geosweep.config import RunConfig
 from geosweep.data import PointCloudSplits
 from geosweep.data.cache import RepresentationCache
+
+if TYPE_CHECKING:
+    from geosweep.config import RunConfig
 
 CHUNK = 256  # clouds per representation call: bounded memory, still batched
 
 
 @dataclass(frozen=True)
 class Inputs:
+    """Every split as the model is fed it."""
+
     train: torch.Tensor  # (M, N, d) points, or (M, F, N, c) frames when precomputed
     val: torch.Tensor
     test: torch.Tensor
@@ -34,12 +39,14 @@ class Inputs:
 
 
 def cache_dir(config: RunConfig) -> Path:
+    """The representation cache's directory: the config's, else $GEOSWEEP_CACHE_DIR, else under ~/.cache."""
     default = Path.home() / ".cache" / "geosweep" / "representations"
     return Path(config.cache.dir or os.environ.get("GEOSWEEP_CACHE_DIR") or default)
 
 
 @torch.no_grad()
 def encode(representation: torch.nn.Module, points: np.ndarray) -> np.ndarray:
+    """(M, N, d) points -> (M, F, N, c) frames, in chunks, in eval mode."""
     representation.eval()
     tensor = torch.from_numpy(points)
     return torch.cat([representation(tensor[i : i + CHUNK]) for i in range(0, len(tensor), CHUNK)]).numpy()
@@ -70,6 +77,11 @@ def prepare_inputs(config: RunConfig, data: PointCloudSplits, representation: to
             dist.barrier()
     metrics = {"repr/seconds": time.perf_counter() - started}
     if cache is not None:
-        metrics |= {"cache/hits": cache.stats.hits, "cache/misses": cache.stats.misses,
-                    "cache/rebuilt": len(cache.stats.rebuilt), "cache/build_seconds": cache.stats.build_seconds}  # fmt: skip
+        stats = cache.stats
+        metrics |= {
+            "cache/hits": stats.hits,
+            "cache/misses": stats.misses,
+            "cache/rebuilt": len(stats.rebuilt),
+            "cache/build_seconds": stats.build_seconds,
+        }
     return Inputs(**{k: torch.from_numpy(v) for k, v in frames.items()}, precomputed=True, metrics=metrics)

@@ -10,6 +10,7 @@ import torch
 import torch.distributed as dist
 from scipy import stats
 
+from geosweep import random_streams
 from geosweep.data.tours import tour_length
 from geosweep.model import TourModel
 
@@ -22,17 +23,21 @@ class ExponentialBaseline:
         self.value: float | None = None
 
     def __call__(self, cities: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The average after this batch, for every instance of it."""
         mean = lengths.mean().item()
         self.value = mean if self.value is None else self.beta * self.value + (1 - self.beta) * mean
         return torch.full_like(lengths, self.value)
 
     def epoch_end(self, policy: TourModel) -> dict[str, float]:
+        """Nothing to decide per epoch; the current average, for MLflow."""
         return {"baseline/value": self.value if self.value is not None else float("nan")}
 
     def state_dict(self) -> dict:
+        """The average, for checkpoints."""
         return {"value": self.value}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore the average."""
         self.value = state["value"]
 
 
@@ -48,14 +53,14 @@ class RolloutBaseline:
     def __init__(
         self, policy: TourModel, sample: Callable[[np.random.Generator, int], np.ndarray], eval_size: int,
         alpha: float, seed: int,
-    ) -> None:  # fmt: skip
+    ) -> None:  # fmt: skip  # the policy and its data, then the t-test settings
         self.sample, self.eval_size, self.alpha, self.seed = sample, eval_size, alpha, seed
         self.model = copy.deepcopy(policy).eval().requires_grad_(False)
         self.version = 0
         self._draw_eval_set()
 
     def _draw_eval_set(self) -> None:
-        rng = np.random.default_rng(np.random.SeedSequence([self.seed, 5000, self.version]))
+        rng = random_streams.generator("tsp.baseline_eval", self.seed, self.version)
         self.eval_cities = torch.from_numpy(self.sample(rng, self.eval_size))
         self.eval_lengths = self._greedy_lengths(self.model)
 
@@ -64,10 +69,12 @@ class RolloutBaseline:
 
     @torch.no_grad()
     def __call__(self, cities: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The frozen policy's greedy tour length of each instance."""
         self.model.to(cities.device)
         return tour_length(cities, self.model(cities, decode="greedy")[0])
 
     def epoch_end(self, policy: TourModel) -> dict[str, float]:
+        """Replace the frozen policy by `policy` if the t-test says it is better; the test's outcome, for MLflow."""
         candidate = self._greedy_lengths(policy)
         improvement = (self.eval_lengths - candidate).mean().item()
         p_value = float(stats.ttest_rel(candidate.numpy(), self.eval_lengths.numpy(), alternative="less").pvalue)
@@ -82,9 +89,11 @@ class RolloutBaseline:
         return {"baseline/p_value": p_value, "baseline/replaced": replace.item(), "baseline/version": self.version}
 
     def state_dict(self) -> dict:
+        """The frozen policy and its version, for checkpoints."""
         return {"model": self.model.state_dict(), "version": self.version}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore the frozen policy and redraw its held-out set (a function of the seed and version)."""
         self.model.load_state_dict(state["model"])
         self.version = state["version"]
         self._draw_eval_set()

@@ -1,0 +1,68 @@
+"""What the training loop asks of a task: its data and model, its batches, its loss and its metrics.
+
+A task is one class, registered once in `TASKS` with the problem it is for
+(`kind`); the one epoch loop in train/training.py runs every task the same way:
+for each batch, the model's forward on `batch.inputs`, then `task.loss`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+import torch
+
+if TYPE_CHECKING:
+    from geosweep.config import RunConfig
+    from geosweep.model import Model
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One training step's data on the rank's device."""
+
+    inputs: dict[str, Any]  # the model's keyword arguments, e.g. {"frames": ...} or {"cities": ..., "decode": ...}
+    targets: torch.Tensor  # what the loss scores the outputs against (labels, or the cities themselves)
+
+
+class Task(Protocol):
+    """One task's training on one rank; built identically on every rank from the same seed."""
+
+    grad_clip: float | None  # gradient-norm clipping of every step, or None
+
+    def setup(self, config: RunConfig, rank: int, world_size: int, device: torch.device) -> Model:
+        """Build this rank's data and the run's one model (on the CPU; the loop moves and wraps it)."""
+        ...
+
+    def start_metrics(self) -> dict[str, float]:
+        """Step 0 (rank 0): what the data and representation cost, and the untrained floor."""
+        ...
+
+    def batches(self, epoch: int) -> Iterator[Batch]:
+        """This rank's batches of one epoch; every rank yields the same number."""
+        ...
+
+    def loss(self, outputs: Any, targets: torch.Tensor, **hyperparams: float) -> tuple[torch.Tensor, dict]:
+        """The step's loss and per-step metrics to average (tensors); hyperparams are amortised values by name."""
+        ...
+
+    def end_epoch(self) -> dict[str, float]:
+        """Task state updated once per epoch (the rollout baseline's t-test); a collective."""
+        ...
+
+    def evaluate(self) -> dict[str, float]:
+        """Validation and test metrics; a collective: every rank scores its shard."""
+        ...
+
+    def final_metrics(self) -> dict[str, float]:
+        """Rank 0 only, after the last epoch."""
+        ...
+
+    def state_dict(self) -> dict[str, Any]:
+        """Task state beyond model and optimizer (a baseline), for checkpoints."""
+        ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore `state_dict`'s output after a resume."""
+        ...
