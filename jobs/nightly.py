@@ -1,4 +1,4 @@
-"""The nightly benchmark, submitted to a Ray cluster (jobs/schedule/ submits it every night):
+"""The nightly benchmark, submitted to a Ray cluster (jobs/schedule/ submits it every night).
 
     ray job submit --address http://127.0.0.1:8265 --submission-id nightly-$(date -u +%F) --working-dir . \
         --runtime-env-json "$(python jobs/schedule/runtime_env.py)" \

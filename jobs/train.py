@@ -1,4 +1,4 @@
-"""One training run, submitted to a Ray cluster:
+"""One training run, submitted to a Ray cluster.
 
     ray job submit --address http://127.0.0.1:8265 --working-dir . \
         --runtime-env-json '{"env_vars": {"MLFLOW_TRACKING_URI": "http://mlflow.internal:5000"}}' \

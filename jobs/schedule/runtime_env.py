@@ -1,4 +1,4 @@
-"""Print the runtime env of a scheduled geosweep job, as JSON for `ray job submit --runtime-env-json`:
+"""Print the runtime env of a scheduled geosweep job, as JSON for `ray job submit --runtime-env-json`.
 
     ray job submit ... --working-dir . --runtime-env-json "$(python jobs/schedule/runtime_env.py [--pip])" \
         -- python jobs/nightly.py --config configs/nightly/suite.yaml
@@ -42,6 +42,7 @@ def dependencies_without_ray() -> list[str]:
 
 
 def main() -> None:
+    """Print the job's runtime env; exits naming MLFLOW_TRACKING_URI when it is unset."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pip", action="store_true", help="add geosweep's dependencies (images with Ray only)")
     args = parser.parse_args()

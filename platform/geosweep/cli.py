@@ -18,6 +18,7 @@ from geosweep.config import ConfigError, RunConfig, dump_yaml, load_run_config
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one `geosweep` command; returns its exit status."""
     parser = argparse.ArgumentParser(prog="geosweep", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -73,6 +74,7 @@ def is_sweep(path: str) -> bool:
 
 
 def sweep_command(args: argparse.Namespace) -> int:
+    """Validate a sweep config, then (for `geosweep sweep`) run it and print its leaderboard."""
     from geosweep.sweep.config import load_sweep_config, validate_every_trial
 
     sweep = load_sweep_config(args.config, args.overrides)
@@ -91,6 +93,7 @@ def sweep_command(args: argparse.Namespace) -> int:
 
 
 def report_command(args: argparse.Namespace) -> int:
+    """Write the HTML report of a sweep or the nightly from MLflow."""
     from geosweep.report.collect import ReportError
     from geosweep.report.page import write_report
     from geosweep.tracking.mlflow_run import resolve_tracking_uri
@@ -107,6 +110,7 @@ def report_command(args: argparse.Namespace) -> int:
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the config path and its repeatable `--set PATH=VALUE` overrides."""
     parser.add_argument("config", help="YAML run config, e.g. configs/train/shapes_pointnet_tinv.yaml")
     parser.add_argument(
         "--set",
@@ -119,6 +123,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def train_command(config: RunConfig, storage_path: str | None) -> int:
+    """Train one config on Ray (local, or the cluster in RAY_ADDRESS) after the cluster checks."""
     import ray.train
 
     from geosweep.ray_local import ensure_ray

@@ -71,7 +71,10 @@ def test_custom_accelerator_resources_count_per_worker():
 
 def test_a_trial_that_never_fits_names_the_short_resource_and_the_node_types():
     no_gpus = shape(("head", {"CPU": 0.0}, 1), DRIVERS, autoscaling=False)
-    expected = r"study: a trial needs 2 workers x \{CPU: 4, GPU: 1\}.*GPU is short: a worker needs 1 and the largest node type offers 0"
+    expected = (
+        r"study: a trial needs 2 workers x \{CPU: 4, GPU: 1\}"
+        r".*GPU is short: a worker needs 1 and the largest node type offers 0"
+    )
     with pytest.raises(ConfigError, match=expected + r".*trial_drivers x2"):
         admit(gpu_trial(), no_gpus, "study")
     with pytest.raises(ConfigError, match=r"trial_driver is short: a driver needs 0.01"):

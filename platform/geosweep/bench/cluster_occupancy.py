@@ -16,6 +16,8 @@ sweep of K = waves x M one-worker trials, submitted with `ray job submit`, and r
 from __future__ import annotations
 
 import argparse
+import contextlib
+import itertools
 import statistics
 import tempfile
 import threading
@@ -36,12 +38,12 @@ def sweep_file(workdir: Path, trials: int, epochs: int, train_per_class: int) ->
     """The quickstart's base on stand-in accelerators: one worker per trial, `trials` learning rates."""
     base = yaml.safe_load((REPO_ROOT / "configs" / "train" / "shapes_pointnet_tinv.yaml").read_text())
     base["dataset"]["kwargs"].update({"train_per_class": train_per_class})
-    base.update({
+    base |= {
         "epochs": epochs,
         "scaling": {"num_workers": 1, "cpus_per_worker": 0.1, "resources_per_worker": {"accelerator": 1}},
         "tracking": {"experiment": EXPERIMENT},
         "cache": {"dir": str(workdir / "repr-cache")},
-    })  # fmt: skip
+    }
     sweep = {
         "name": "occupancy",
         "base": base,
@@ -56,6 +58,7 @@ def sweep_file(workdir: Path, trials: int, epochs: int, train_per_class: int) ->
 
 
 def measure(accelerators: int, waves: int, epochs: int, train_per_class: int) -> dict[str, float]:
+    """Run the sweep on a fake cluster that scales to `accelerators`; the figures of `figures`."""
     nodes = accelerators // 2
     shape = {
         "trial_drivers": {"resources": {"CPU": 1, "trial_driver": 100}, "min_workers": 1, "max_workers": 1},
@@ -90,20 +93,20 @@ class UsageSampler(threading.Thread):
         self.cluster, self.stopping, self.samples = cluster, threading.Event(), []
 
     def run(self) -> None:
+        """Sample until `stopping` is set; a sample the dashboard cannot give yet is skipped."""
         while not self.stopping.wait(1.0):
-            try:
+            with contextlib.suppress(OSError, KeyError):
                 self.samples.append((time.time(), self.cluster.usage().get("accelerator", (0.0, 0.0))[0]))
-            except (OSError, KeyError):
-                pass
 
 
 def figures(client: MlflowClient, samples: list[tuple[float, float]], accelerators: int) -> dict[str, float]:
+    """The module docstring's figures, from the trials' MLflow runs and the accelerator usage samples."""
     experiment = client.get_experiment_by_name(EXPERIMENT).experiment_id
     trials = [r for r in client.search_runs([experiment]) if "mlflow.parentRunId" in r.data.tags]
     begin = min(r.info.start_time for r in trials) / 1000
     end = max(r.info.end_time for r in trials) / 1000
     inside = [(t, used) for t, used in samples if begin <= t <= end]
-    held = sum(used * (t1 - t0) for (t0, used), (t1, _) in zip(inside, inside[1:]))  # accelerators in use x seconds
+    held = sum(used * (t1 - t0) for (t0, used), (t1, _) in itertools.pairwise(inside))  # accelerators in use x seconds
     compute, waits = 0.0, []
     for run in trials:
         history = client.get_metric_history(run.info.run_id, "epoch_seconds")
@@ -122,6 +125,7 @@ def figures(client: MlflowClient, samples: list[tuple[float, float]], accelerato
 
 
 def main() -> None:
+    """The command line: a table of the figures, one row per M."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--accelerators", type=int, nargs="+", default=[2, 4], help="M values (even: 2 per node)")
     parser.add_argument("--waves", type=int, default=2, help="K = waves x M trials")
@@ -132,8 +136,11 @@ def main() -> None:
     for m in args.accelerators:
         began = time.time()
         f = measure(m, args.waves, args.epochs, args.train_per_class)
-        print(f"{m:<2} {f['trials']:>6} {f['wall_s']:>7.0f} {f['occupancy']:>10.2f} {f['compute_occupancy']:>18.2f} "
-              f"{f['compute_per_trial_s']:>16.1f} {f['admission_to_first_epoch_s']:>25.1f}   ({time.time() - began:.0f} s)", flush=True)  # fmt: skip
+        row = (
+            f"{m:<2} {f['trials']:>6} {f['wall_s']:>7.0f} {f['occupancy']:>10.2f} {f['compute_occupancy']:>18.2f} "
+            f"{f['compute_per_trial_s']:>16.1f} {f['admission_to_first_epoch_s']:>25.1f}"
+        )
+        print(f"{row}   ({time.time() - began:.0f} s)", flush=True)
 
 
 if __name__ == "__main__":

@@ -21,17 +21,30 @@ SETTINGS = ("none", "standard", "mip")
 
 
 def config_for(hypernet: str, seed: int, epochs: int):
-    return parse_run_config({
-        "dataset": {"name": "shapes", "kwargs": {"num_points": 256, "train_per_class": 48},
-                    "rotation": {"train": "z", "test": "so3"}},
-        "representation": {"name": "tinv_mds"},
-        "backbone": {"name": "pointnet", "kwargs": {"point_widths": [32, 64, 128], "head_widths": [64], "dropout": 0.1}},
-        "hypernet": {"name": hypernet, "kwargs": {} if hypernet == "none" else {"hidden": [32]}},
-        "optimizer": {"lr": 0.002}, "epochs": epochs, "batch_size": 32, "seed": seed,
-    })  # fmt: skip
+    """The benchmark's run: a small PointNet on tinv_mds shapes, with the hypernetwork setting `hypernet`."""
+    return parse_run_config(
+        {
+            "dataset": {
+                "name": "shapes",
+                "kwargs": {"num_points": 256, "train_per_class": 48},
+                "rotation": {"train": "z", "test": "so3"},
+            },
+            "representation": {"name": "tinv_mds"},
+            "backbone": {
+                "name": "pointnet",
+                "kwargs": {"point_widths": [32, 64, 128], "head_widths": [64], "dropout": 0.1},
+            },
+            "hypernet": {"name": hypernet, "kwargs": {} if hypernet == "none" else {"hidden": [32]}},
+            "optimizer": {"lr": 0.002},
+            "epochs": epochs,
+            "batch_size": 32,
+            "seed": seed,
+        }
+    )
 
 
 def main() -> None:
+    """The command line: print convergence per setting, then the throughput ratio."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=15)
@@ -49,9 +62,11 @@ def main() -> None:
             seconds += [epoch.train_seconds for epoch in epochs[1:]]
         train_seconds[setting] = statistics.median(seconds)
         missed = sum(r > args.epochs for r in reached)
-        print(f"{setting:>8}: epochs to val_acc >= {args.target_acc}: {statistics.mean(reached):.1f} +- "
-              f"{statistics.pstdev(reached):.1f} (never reached in {missed}/{args.seeds}); "
-              f"final val_acc {statistics.mean(final):.3f} +- {statistics.pstdev(final):.3f}")  # fmt: skip
+        print(
+            f"{setting:>8}: epochs to val_acc >= {args.target_acc}: {statistics.mean(reached):.1f} +- "
+            f"{statistics.pstdev(reached):.1f} (never reached in {missed}/{args.seeds}); "
+            f"final val_acc {statistics.mean(final):.3f} +- {statistics.pstdev(final):.3f}"
+        )
     ratio = train_seconds["none"] / train_seconds["mip"]
     print(f"throughput, spectrum-conditioned mip / no hypernetwork: {ratio:.2f} (samples/s ratio, same model)")
 

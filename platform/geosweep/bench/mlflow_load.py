@@ -32,6 +32,8 @@ EPOCH_METRICS = ("train_loss", "val_acc", "test_acc", "epoch_seconds", "samples_
 
 @dataclass(frozen=True)
 class Load:
+    """What one store took under the load."""
+
     written: int  # metric values the writers logged (or tried to)
     lost: int  # of those, missing when counted back
     errors: int  # failed writes: each would have failed its trial
@@ -60,6 +62,8 @@ def run_load(uri: str, writers: int, epochs: int) -> Load:
 
     Args:
         uri: the tracking URI (an absolute sqlite:/// file or an http:// server).
+        writers: concurrent writer processes, one run each.
+        epochs: epochs each writer logs, back to back.
 
     Returns:
         What was written, lost and failed, and how long the writes took.
@@ -88,13 +92,13 @@ def run_load(uri: str, writers: int, epochs: int) -> Load:
 
 
 def main() -> None:
+    """The command line: both stores side by side for each number of writers."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--writers", type=int, nargs="+", default=[8, 16], help="concurrent writer processes (N)")
     parser.add_argument("--epochs", type=int, default=200, help="epochs each writer logs (M)")
     args = parser.parse_args()
-    print(
-        f"{args.epochs} epochs per writer, {len(EPOCH_METRICS)} metrics per epoch (one log_batch), on {os.cpu_count()} cores"
-    )
+    per_epoch = f"{len(EPOCH_METRICS)} metrics per epoch (one log_batch)"
+    print(f"{args.epochs} epochs per writer, {per_epoch}, on {os.cpu_count()} cores")
     print(f"{'store':<14} {'writers':>7} {'values':>7} {'lost':>5} {'errors':>6} {'seconds':>8}")
     for writers in args.writers:
         with tempfile.TemporaryDirectory() as tmp:

@@ -14,6 +14,7 @@ Prints the ratio (goal <= 1.10) and the seconds from `geosweep train` to the fir
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import statistics
 import subprocess
@@ -43,8 +44,13 @@ def geosweep_epochs(
     """Run `geosweep train` in a fresh process.
 
     Args:
-        storage_path, tracking_uri: where the run writes (default: in `workdir`); on a
-            cluster, shared ones, since its worker may run on another node.
+        config_path: the run config file.
+        overrides: `--set` items applied to it.
+        workdir: where the run writes by default.
+        storage_path: where the run's checkpoints go (default: in `workdir`); on a cluster, shared
+            storage, since its worker may run on another node.
+        tracking_uri: the MLflow store the run writes to (default: a SQLite file in `workdir`); on a
+            cluster, one every node reaches.
 
     Returns:
         (seconds from launch to the first epoch in MLflow, seconds between consecutive
@@ -71,10 +77,11 @@ def geosweep_epochs(
         m.timestamp / 1000 for m in sorted(client.get_metric_history(run.info.run_id, "val_acc"), key=lambda m: m.step)
     ]
     train_phase = [m.value for m in client.get_metric_history(run.info.run_id, "epoch_seconds")]
-    return stamps[0] - launched, [b - a for a, b in zip(stamps, stamps[1:])], train_phase[1:]
+    return stamps[0] - launched, [b - a for a, b in itertools.pairwise(stamps)], train_phase[1:]
 
 
 def main() -> None:
+    """The command line: one comparison per thread count."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     parser.add_argument("--epochs", type=int, default=8)
@@ -89,8 +96,14 @@ def main() -> None:
 
 def compare(args: argparse.Namespace, threads: int) -> None:
     """One worker with `threads` CPUs against the plain loop with as many torch threads."""
-    figures = measure_overhead(args.config, epochs=args.epochs, warmup=args.warmup, num_points=args.num_points,
-                               train_per_class=args.train_per_class, threads=threads)  # fmt: skip
+    figures = measure_overhead(
+        args.config,
+        epochs=args.epochs,
+        warmup=args.warmup,
+        num_points=args.num_points,
+        train_per_class=args.train_per_class,
+        threads=threads,
+    )
     print(f"--- {threads} thread(s) of {os.cpu_count()} cores")
     print(f"plain PyTorch loop: {figures.plain_seconds:.3f} s/epoch (median of {figures.plain_epochs})")
     print(f"geosweep, Ray Train 1 worker: {figures.geosweep_seconds:.3f} s/epoch (median of {figures.geosweep_epochs})")
@@ -101,6 +114,8 @@ def compare(args: argparse.Namespace, threads: int) -> None:
 
 @dataclass(frozen=True)
 class Overhead:
+    """Seconds per epoch under geosweep and in the plain loop, side by side."""
+
     plain_seconds: float  # median s/epoch of the plain loop
     plain_epochs: int  # epochs in that median
     geosweep_seconds: float  # median s/epoch under geosweep
@@ -110,6 +125,7 @@ class Overhead:
 
     @property
     def ratio(self) -> float:
+        """Platform overhead: s/epoch under geosweep over the plain loop's."""
         return self.geosweep_seconds / self.plain_seconds
 
 
@@ -131,9 +147,14 @@ def measure_overhead(
     """
     # Epochs of a realistic length: Ray Train collects a report on each controller
     # health check (every 2 s), so sub-second toy epochs would measure that interval.
-    overrides = [f"epochs={epochs}", "scaling.num_workers=1", f"scaling.cpus_per_worker={threads}",
-                 f"dataset.kwargs.num_points={num_points}", f"dataset.kwargs.train_per_class={train_per_class}",
-                 f"tracking.experiment={BENCH_EXPERIMENT}"]  # fmt: skip
+    overrides = [
+        f"epochs={epochs}",
+        "scaling.num_workers=1",
+        f"scaling.cpus_per_worker={threads}",
+        f"dataset.kwargs.num_points={num_points}",
+        f"dataset.kwargs.train_per_class={train_per_class}",
+        f"tracking.experiment={BENCH_EXPERIMENT}",
+    ]
     config = parse_run_config(apply_overrides(load_run_config(config_path).model_dump(mode="json"), overrides))
     torch.set_num_threads(threads)
 
@@ -146,10 +167,13 @@ def measure_overhead(
         )
     under_ray, train_phase = under_ray[warmup - 1 :], train_phase[warmup - 1 :]
     return Overhead(
-        plain_seconds=statistics.median(plain), plain_epochs=len(plain),
-        geosweep_seconds=statistics.median(under_ray), geosweep_epochs=len(under_ray),
-        train_phase_seconds=statistics.median(train_phase), first_epoch_seconds=first_epoch,
-    )  # fmt: skip
+        plain_seconds=statistics.median(plain),
+        plain_epochs=len(plain),
+        geosweep_seconds=statistics.median(under_ray),
+        geosweep_epochs=len(under_ray),
+        train_phase_seconds=statistics.median(train_phase),
+        first_epoch_seconds=first_epoch,
+    )
 
 
 if __name__ == "__main__":

@@ -9,15 +9,16 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from geosweep.config import RunConfig
-from geosweep.data import apply_rotation_protocols
+from geosweep.data import Split, apply_rotation_protocols
 from geosweep.model import build_model
 from geosweep.registry import DATASETS, TASKS
-from geosweep.train.classification import as_tensors
 from geosweep.train.components import make_optimizer, seed_everything
 
 
 @dataclass(frozen=True)
 class Epoch:
+    """One epoch of the plain loop: its seconds and validation accuracy."""
+
     seconds: float  # training plus validation and test scoring, as geosweep does every epoch
     train_seconds: float
     val_acc: float
@@ -29,7 +30,7 @@ def train_in_process(config: RunConfig) -> list[Epoch]:
     data = DATASETS.build(config.dataset.name, config.dataset.kwargs, seed=config.seed)
     data = apply_rotation_protocols(data, config.dataset.rotation.train, config.dataset.rotation.test, config.seed)
     task = TASKS.build(config.task.name, config.task.kwargs)
-    model = build_model(config, dim=data.dim, out_dim=task.output_dim(data.num_classes))
+    model = build_model(config, dim=data.dim, out_dim=data.num_classes)
     optimizer = make_optimizer(config, model)
     loader = DataLoader(
         TensorDataset(*as_tensors(data.train)), batch_size=config.batch_size, shuffle=True, drop_last=True
@@ -40,7 +41,7 @@ def train_in_process(config: RunConfig) -> list[Epoch]:
         started = time.perf_counter()
         model.train()
         for points, labels in loader:
-            loss = task.loss(model(points), labels)
+            loss, _ = task.loss(model(points), labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -53,3 +54,8 @@ def train_in_process(config: RunConfig) -> list[Epoch]:
             ]
         epochs.append(Epoch(time.perf_counter() - started, trained - started, correct[0] / len(val[0])))
     return epochs
+
+
+def as_tensors(split: Split) -> tuple[torch.Tensor, torch.Tensor]:
+    """A split's points and labels as tensors."""
+    return torch.from_numpy(split.points), torch.from_numpy(split.labels)

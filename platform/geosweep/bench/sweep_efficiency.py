@@ -58,14 +58,19 @@ def sweep_config(name: str, workdir: Path, epochs: int, scheduler: dict) -> Swee
         "certify": {"samples": 2, "max_clouds": 16},
         "tracking": {"experiment": name, "tracking_uri": f"sqlite:///{workdir / 'mlflow.db'}"},
     }
-    return SweepConfig.model_validate({
-        "name": name, "base": base, "storage_path": str(workdir / "ray"), "scheduler": scheduler,
-        "space": {
-            "representation": {"grid": [{"name": "raw"}, {"name": "tinv_mds"}]},
-            "hypernet": {"grid": [{"name": "none"}, {"name": "mip", "kwargs": {"hidden": [16]}}]},
-            "optimizer.lr": {"grid": LEARNING_RATES},
-        },
-    })  # fmt: skip
+    return SweepConfig.model_validate(
+        {
+            "name": name,
+            "base": base,
+            "storage_path": str(workdir / "ray"),
+            "scheduler": scheduler,
+            "space": {
+                "representation": {"grid": [{"name": "raw"}, {"name": "tinv_mds"}]},
+                "hypernet": {"grid": [{"name": "none"}, {"name": "mip", "kwargs": {"hidden": [16]}}]},
+                "optimizer.lr": {"grid": LEARNING_RATES},
+            },
+        }
+    )
 
 
 def final_val_acc(results: tune.ResultGrid) -> dict[str, tuple[float, int]]:
@@ -86,6 +91,7 @@ def overhead_seconds(results: tune.ResultGrid, sweep: SweepConfig) -> tuple[floa
 
 
 def main() -> None:
+    """The command line: the space swept twice, as a full grid (FIFO) and with ASHA, then compared."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=16, help="epochs of a fully trained trial (ASHA's max_t)")
     parser.add_argument("--reduction-factor", type=float, default=4.0)
@@ -105,6 +111,7 @@ def main() -> None:
 
 
 def report(runs: dict, args: argparse.Namespace) -> None:
+    """Print ASHA against the full grid: trials, trial-epochs, wall time, best configurations, trial overhead."""
     (_, grid_results, grid_s), (_, asha_results, asha_s) = runs["grid-fifo"], runs["asha"]
     grid, asha = final_val_acc(grid_results), final_val_acc(asha_results)
     grid_epochs, asha_epochs = sum(e for _, e in grid.values()), sum(e for _, e in asha.values())
@@ -112,24 +119,31 @@ def report(runs: dict, args: argparse.Namespace) -> None:
     asha_best = config_label(asha_results.get_best_result("val_acc", "max", scope="last").config)
     gap = grid[grid_best][0] - grid[asha_best][0]
     print(
-        f"--- 16 configurations, {args.epochs} epochs each, ASHA grace {args.grace_period}, reduction {args.reduction_factor:g}"
+        f"--- 16 configurations, {args.epochs} epochs each, "
+        f"ASHA grace {args.grace_period}, reduction {args.reduction_factor:g}"
     )
     print(
-        f"trials: grid {len(grid_results)} ({len(grid_results.errors)} failed), asha {len(asha_results)} ({len(asha_results.errors)} failed)"
+        f"trials: grid {len(grid_results)} ({len(grid_results.errors)} failed), "
+        f"asha {len(asha_results)} ({len(asha_results.errors)} failed)"
     )
     print(
-        f"trial-epochs: grid {grid_epochs}, asha {asha_epochs}: ASHA used {asha_epochs / grid_epochs:.1%} of the grid's (goal <= 40%)"
+        f"trial-epochs: grid {grid_epochs}, asha {asha_epochs}: "
+        f"ASHA used {asha_epochs / grid_epochs:.1%} of the grid's (goal <= 40%)"
     )
     print(f"wall seconds: grid {grid_s:.0f}, asha {asha_s:.0f} (ratio {asha_s / grid_s:.2f})")
     print(f"grid's best:  {grid_best}: val_acc {grid[grid_best][0]:.4f}")
-    print(f"ASHA's best:  {asha_best}: val_acc {asha[asha_best][0]:.4f} after {asha[asha_best][1]} epochs; "
-          f"{grid[asha_best][0]:.4f} fully trained in the grid")  # fmt: skip
+    print(
+        f"ASHA's best:  {asha_best}: val_acc {asha[asha_best][0]:.4f} after {asha[asha_best][1]} epochs; "
+        f"{grid[asha_best][0]:.4f} fully trained in the grid"
+    )
     print(f"ASHA's best within 1 accuracy point of the grid's best: {gap <= 0.01} (gap {gap * 100:.2f} points)")
     print("ASHA epochs per configuration: " + ", ".join(f"{e}" for _, e in sorted(asha.values(), key=lambda v: -v[1])))
     for name, (sweep, results, _) in runs.items():
         tune_s, mlflow_s = overhead_seconds(results, sweep)
-        print(f"trial overhead ({name}): trial start -> first epoch, median {tune_s:.1f} s (Tune); "
-              f"MLflow run created -> first epoch logged, median {mlflow_s:.1f} s")  # fmt: skip
+        print(
+            f"trial overhead ({name}): trial start -> first epoch, median {tune_s:.1f} s (Tune); "
+            f"MLflow run created -> first epoch logged, median {mlflow_s:.1f} s"
+        )
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ def greedy_reprojecting(model: AttentionModel, frames: torch.Tensor) -> torch.Te
 
 
 def main() -> None:
+    """The command line: greedy decoding throughput of both decoders, which must agree."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--num-cities", type=int, default=50)
     parser.add_argument("--batch", type=int, default=512)
@@ -66,8 +67,10 @@ def main() -> None:
                 decode(model, frames)
                 seconds[name].append(time.perf_counter() - started)
 
-    print(f"greedy decoding, TSP{args.num_cities}, batch {args.batch}, {torch.get_num_threads()} threads, "
-          f"median of {args.repeats}:")  # fmt: skip
+    print(
+        f"greedy decoding, TSP{args.num_cities}, batch {args.batch}, {torch.get_num_threads()} threads, "
+        f"median of {args.repeats}:"
+    )
     rates = {name: args.batch / statistics.median(times) for name, times in seconds.items()}
     for name, rate in rates.items():
         print(f"  {name:>32}: {rate:8.0f} instances/s")

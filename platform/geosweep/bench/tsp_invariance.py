@@ -24,6 +24,7 @@ REPRESENTATIONS = {"raw": "{name: raw}", "tinv_mds": "{name: tinv_mds, kwargs: {
 
 
 def main() -> None:
+    """The command line: train both runs, then print their test gaps side by side."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--set", action="append", default=[], dest="overrides")
@@ -32,11 +33,16 @@ def main() -> None:
         uri = f"sqlite:///{Path(tmp) / 'mlflow.db'}"
         rows = {}
         for name, representation in REPRESENTATIONS.items():
-            config = load_run_config(CONFIG, [
-                f"representation={representation}", f"epochs={args.epochs}", f"tracking.tracking_uri={uri}",
-                "tracking.experiment=bench-tsp-invariance", "scaling.num_workers=1", "scaling.cpus_per_worker=1.5",
+            overrides = [
+                f"representation={representation}",
+                f"epochs={args.epochs}",
+                f"tracking.tracking_uri={uri}",
+                "tracking.experiment=bench-tsp-invariance",
+                "scaling.num_workers=1",
+                "scaling.cpus_per_worker=1.5",
                 *args.overrides,
-            ])  # fmt: skip
+            ]
+            config = load_run_config(CONFIG, overrides)
             run_training(config, storage_path=Path(tmp) / "ray", run_name=f"bench-{name}")
             client = MlflowClient(uri)
             experiment = client.get_experiment_by_name("bench-tsp-invariance").experiment_id

@@ -24,6 +24,7 @@ PUBLISHED_OPTIMUM = {20: 3.84, 50: 5.70}  # Kool, van Hoof, Welling (ICLR 2019),
 
 
 def compare(num_nodes: int, count: int, seed: int) -> None:
+    """Solve the first `count` test instances of TSP`num_nodes` with LKH; print their mean against the optimum."""
     coords = set_instances("test", num_nodes, count, seed)
     started, cpu_started = time.perf_counter(), time.process_time()
     tours = lkh_tours(coords)
@@ -32,12 +33,15 @@ def compare(num_nodes: int, count: int, seed: int) -> None:
     mean, std = lengths.mean(), lengths.std(ddof=1)
     error = std / np.sqrt(count)
     published = PUBLISHED_OPTIMUM[num_nodes]
-    print(f"TSP{num_nodes}: LKH {mean:.3f} +- {error:.3f} (standard error; std {std:.3f}) "
-          f"over {count} instances in {seconds:.1f} s ({cpu_seconds:.1f} s CPU) | published optimum {published:.2f} | "
-          f"LKH / published = {mean / published:.4f} ({(mean - published) / error:+.1f} standard errors)")  # fmt: skip
+    print(
+        f"TSP{num_nodes}: LKH {mean:.3f} +- {error:.3f} (standard error; std {std:.3f}) "
+        f"over {count} instances in {seconds:.1f} s ({cpu_seconds:.1f} s CPU) | published optimum {published:.2f} | "
+        f"LKH / published = {mean / published:.4f} ({(mean - published) / error:+.1f} standard errors)"
+    )
 
 
 def main() -> None:
+    """The command line: TSP20, then TSP50."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tsp20", type=int, default=1000, help="TSP20 instances")
     parser.add_argument("--tsp50", type=int, default=300, help="TSP50 instances")

@@ -35,9 +35,11 @@ class TrialDemand:
 
     @classmethod
     def of(cls, scaling: ScalingSpec, driver: Mapping[str, float] | None = None) -> TrialDemand:
+        """The demand of a trial scaled as `scaling`, plus a Tune trial driver's bundle if `driver` is given."""
         return cls(worker_resources(scaling), scaling.num_workers, scaling.placement_strategy, dict(driver or {}))
 
     def describe(self) -> str:
+        """The demand in words, for error messages."""
         text = f"{self.num_workers} workers x {_fmt(self.worker)} ({self.strategy})"
         return text + (f" + a driver {_fmt(self.driver)}" if self.driver else "")
 
@@ -63,7 +65,7 @@ def admit(demand: TrialDemand, shape: ClusterShape, what: str) -> int:
 
 
 def _place(demand: TrialDemand, nodes: list[dict[str, float]]) -> bool:
-    """Place one trial onto `nodes` (their free resources, updated in place); False, and untouched, if it does not fit."""
+    """Place one trial onto `nodes` (free resources, updated in place); False, and untouched, if it does not fit."""
     taken: list[tuple[int, Mapping[str, float]]] = []  # undone if the trial does not fit whole
 
     def take(bundle: Mapping[str, float], candidates) -> int | None:

@@ -18,6 +18,7 @@ _JOB_DRIVER_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
 
 
 def is_job_driver() -> bool:
+    """Whether this process is the driver of a `ray job submit` job."""
     return _JOB_DRIVER_ENV in os.environ
 
 

@@ -60,6 +60,7 @@ class FakeCluster:
 
     @property
     def dashboard(self) -> str:
+        """The dashboard's URL, which also serves the Jobs and state APIs."""
         return f"http://127.0.0.1:{self.dashboard_port}"
 
     @property
@@ -104,8 +105,10 @@ class FakeCluster:
         }
 
     def start(self, timeout_s: float = 120) -> None:
+        """Start the head and its autoscaler, and wait until the head has registered."""
         self.config_path.write_text(json.dumps(self.autoscaler_config()))
-        # The head's environment reaches every job's driver: it tells admission where the node types are, as cluster.yaml does.
+        # The head's environment reaches every job's driver: it tells admission where the node types are,
+        # as cluster.yaml does.
         env = {
             **self.env,
             "RAY_FAKE_CLUSTER": "1",
@@ -133,6 +136,7 @@ class FakeCluster:
         self.wait_for(lambda: self.node_counts().get(HEAD_TYPE, 0) == 1, timeout_s, "the head to register")
 
     def stop(self) -> None:
+        """Stop every process of this cluster, by process id, and remove its files."""
         stop_processes_mentioning(self.temp_dir)
         stop_processes_mentioning(f"127.0.0.1:{self.gcs_port}")
         shutil.rmtree(self.temp_dir, ignore_errors=True)
@@ -157,8 +161,10 @@ class FakeCluster:
         submission_id: str,
         timeout_s: float = 1800,
     ) -> subprocess.CompletedProcess:
-        """`ray job submit` as a user would, waiting for the job to end (`timeout_s` guards against a hang only:
-        Ray's workers run at nice 15, so other load on the machine can slow a job tenfold).
+        """`ray job submit` as a user would, waiting for the job to end.
+
+        `timeout_s` guards against a hang only: Ray's workers run at nice 15, so other load on the machine can
+        slow a job tenfold.
 
         The working directory is given as `local://`: every fake node shares this machine's disk, so the
         checkout is already "on every node" (as cluster.yaml's file_mounts put it there). An uploaded
@@ -166,9 +172,16 @@ class FakeCluster:
         unpacking replaces the directory that running processes have as their cwd.
         """
         command = [
-            str(_BIN / "ray"), "job", "submit", f"--address={self.dashboard}", f"--submission-id={submission_id}",
-            f"--working-dir=local://{working_dir}", f"--runtime-env={runtime_env}", "--", *entrypoint,
-        ]  # fmt: skip
+            str(_BIN / "ray"),
+            "job",
+            "submit",
+            f"--address={self.dashboard}",
+            f"--submission-id={submission_id}",
+            f"--working-dir=local://{working_dir}",
+            f"--runtime-env={runtime_env}",
+            "--",
+            *entrypoint,
+        ]
         deadline = time.monotonic() + 60
         while True:  # the head's job agent registers a little after the head itself
             done = subprocess.run(command, env=self.env, capture_output=True, text=True, timeout=timeout_s)
@@ -215,6 +228,7 @@ class FakeCluster:
 
     @staticmethod
     def wait_for(condition, timeout_s: float, what: str, interval_s: float = 1.0) -> None:
+        """Poll `condition` until it holds; a TimeoutError naming `what` after `timeout_s`."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             try:

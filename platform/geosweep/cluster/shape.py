@@ -32,17 +32,22 @@ _BOOKKEEPING = ("memory", "object_store_memory")
 
 @dataclass(frozen=True)
 class NodeType:
+    """One kind of node a cluster has or can scale to."""
+
     name: str
     resources: Mapping[str, float]  # what one node of this type offers
     max_count: int  # nodes of this type at full scale (the live count when nothing autoscales)
 
     def describe(self) -> str:
+        """E.g. `gpu x4 ({CPU: 8, GPU: 1})`, for error messages."""
         offered = ", ".join(f"{k}: {v:g}" for k, v in sorted(self.resources.items())) or "nothing"
         return f"{self.name} x{self.max_count} ({{{offered}}})"
 
 
 @dataclass(frozen=True)
 class ClusterShape:
+    """The node types of a cluster at full scale, and where they were read."""
+
     node_types: tuple[NodeType, ...]
     source: str  # where the node types were read, for error messages
     autoscaling: bool
@@ -53,6 +58,7 @@ class ClusterShape:
         return self.autoscaling or sum(t.max_count for t in self.node_types) > 1
 
     def describe(self) -> str:
+        """The node types and their source, for error messages."""
         return f"{', '.join(t.describe() for t in self.node_types)} (from {self.source})"
 
 

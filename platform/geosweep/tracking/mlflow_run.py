@@ -63,6 +63,7 @@ def git_lineage() -> dict[str, str]:
 
 
 def lineage_tags(config: RunConfig) -> dict[str, str]:
+    """The tags that say what produced a run: its axes, git state, versions, world size, batch and seed."""
     import ray
     import torch
 
@@ -127,6 +128,7 @@ def finished_run_metrics(config: RunConfig, tags: dict[str, str]) -> dict[str, f
 
 
 def end_run(uri: str, run_id: str, succeeded: bool) -> None:
+    """Mark the run FINISHED or FAILED."""
     status = RunStatus.FINISHED if succeeded else RunStatus.FAILED
     MlflowClient(uri).set_terminated(run_id, RunStatus.to_string(status))
 
@@ -147,11 +149,14 @@ class EpochLogger:
             self.logged.add(epoch)
 
     def log_metrics(self, step: int, metrics: dict[str, float]) -> None:
+        """Log `metrics` at `step` in one batch."""
         now = int(time.time() * 1000)
         self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
 
     def set_tag(self, key: str, value: str) -> None:
+        """Set a tag on the run."""
         self.client.set_tag(self.run_id, key, value)
 
     def log_artifact(self, path: Path) -> None:
+        """Upload the file at `path` into the run's artifacts."""
         self.client.log_artifact(self.run_id, str(path))

@@ -23,11 +23,14 @@ def local_server(workdir: Path, backend_store_uri: str | None = None, timeout_s:
     own, so it and its workers are one process group, stopped together by its PID.
     """
     port = free_port()
-    command = [
-        str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-        "--backend-store-uri", backend_store_uri or f"sqlite:///{workdir / 'server.db'}",
-        "--artifacts-destination", str(workdir / "artifacts"),
-    ]  # fmt: skip
+    flags = {
+        "host": "127.0.0.1",
+        "port": port,
+        "workers": 1,
+        "backend-store-uri": backend_store_uri or f"sqlite:///{workdir / 'server.db'}",
+        "artifacts-destination": workdir / "artifacts",
+    }
+    command = [str(Path(sys.executable).parent / "mlflow"), "server", *(f"--{k}={v}" for k, v in flags.items())]
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # 2 processes instead of 9
     log = workdir / "mlflow-server.log"
     with log.open("w") as out:
