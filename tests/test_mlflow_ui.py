@@ -35,9 +35,15 @@ def test_server_lists_the_sweep_parent_and_trial_runs(mlflow_server, tmp_path):
     base, names = mlflow_server
     experiment = call(base, "/api/2.0/mlflow/experiments/get-by-name?experiment_name=report-tests")["experiment"]
     assert {"key": "mlflow.experimentKind", "value": "custom_model_development"} in experiment["tags"]
-    found = call(base, "/api/2.0/mlflow/runs/search", {
-        "experiment_ids": [experiment["experiment_id"]], "filter": f"tags.`sweep.name` = '{SWEEP}'", "max_results": 100,
-    })["runs"]  # fmt: skip
+    found = call(
+        base,
+        "/api/2.0/mlflow/runs/search",
+        {
+            "experiment_ids": [experiment["experiment_id"]],
+            "filter": f"tags.`sweep.name` = '{SWEEP}'",
+            "max_results": 100,
+        },
+    )["runs"]
     tags = [{t["key"]: t["value"] for t in run["data"]["tags"]} for run in found]
     parents = [run for run, tag in zip(found, tags, strict=True) if tag.get("sweep.parent") == "true"]
     assert len(parents) == 1

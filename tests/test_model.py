@@ -18,13 +18,15 @@ OUT_DIM = 4
 
 
 def tiny_model(backbone: str, representation: str, hypernet: str) -> torch.nn.Module:
-    config = parse_run_config({
-        "dataset": {"name": "shapes"},
-        "representation": {"name": representation, "kwargs": {"k": 6} if representation == "geodesic_mds" else {}},
-        "backbone": {"name": backbone, "kwargs": TINY_BACKBONES[backbone]},
-        "hypernet": {"name": hypernet, "kwargs": {} if hypernet == "none" else TINY_HYPERNET},
-        "epochs": 1,
-    })  # fmt: skip
+    config = parse_run_config(
+        {
+            "dataset": {"name": "shapes"},
+            "representation": {"name": representation, "kwargs": {"k": 6} if representation == "geodesic_mds" else {}},
+            "backbone": {"name": backbone, "kwargs": TINY_BACKBONES[backbone]},
+            "hypernet": {"name": hypernet, "kwargs": {} if hypernet == "none" else TINY_HYPERNET},
+            "epochs": 1,
+        }
+    )
     torch.manual_seed(0)
     return build_model(config, dim=3, out_dim=OUT_DIM).double()
 

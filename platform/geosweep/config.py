@@ -187,8 +187,10 @@ class RunConfig(StrictModel):
             if self.dataset.rotation != RotationSpec():
                 raise ValueError("dataset.rotation applies to point clouds; TSP is tested on fixed transformed copies")
             if self.hypernet.kwargs.get("condition") == "hyperparam":
-                raise ValueError("hypernet.kwargs.condition 'hyperparam' amortises a classification hyperparameter; "
-                                 "use 'spectrum' for TSP")  # fmt: skip
+                raise ValueError(
+                    "hypernet.kwargs.condition 'hyperparam' amortises a classification hyperparameter; "
+                    "use 'spectrum' for TSP"
+                )
         return self
 
 

@@ -48,11 +48,14 @@ def trial_metrics(representation: str, train: str, seed: int, epoch: int) -> dic
     invariant = representation != "raw"
     so3 = 0.8 if invariant or train == "so3" else 0.25
     return {
-        "train_loss": 2.0 / epoch, "val_acc": 0.5 + 0.1 * epoch + 0.01 * seed - (0.05 if invariant else 0),
-        "test_acc/none": 0.9 - 0.02 * seed, "test_acc/z": 0.88 + 0.01 * seed, "test_acc/so3": so3 + 0.01 * seed,
+        "train_loss": 2.0 / epoch,
+        "val_acc": 0.5 + 0.1 * epoch + 0.01 * seed - (0.05 if invariant else 0),
+        "test_acc/none": 0.9 - 0.02 * seed,
+        "test_acc/z": 0.88 + 0.01 * seed,
+        "test_acc/so3": so3 + 0.01 * seed,
         "invariance/max_logit_diff": 1e-6 * (1 + seed) if invariant else 3.0 + seed,
         "invariance/pred_agreement": 1.0 if invariant else 0.4,
-    }  # fmt: skip
+    }
 
 
 def build_sweep(uri: str, name: str = "ui-sweep") -> tuple[str, list[str]]:
@@ -64,11 +67,17 @@ def build_sweep(uri: str, name: str = "ui-sweep") -> tuple[str, list[str]]:
         (parent run id, the trial runs' names).
     """
     base = load_run_config(BASE, ["epochs=3", "tracking.experiment=report-tests", f"tracking.tracking_uri={uri}"])
-    sweep = SweepConfig.model_validate({
-        "name": name, "base": base.model_dump(mode="json"), "seeds": SEEDS,
-        "space": {"representation": {"grid": [{"name": r} for r in REPRESENTATIONS]},
-                  "dataset.rotation.train": {"grid": list(TRAIN_ROTATIONS)}},
-    })  # fmt: skip
+    sweep = SweepConfig.model_validate(
+        {
+            "name": name,
+            "base": base.model_dump(mode="json"),
+            "seeds": SEEDS,
+            "space": {
+                "representation": {"grid": [{"name": r} for r in REPRESENTATIONS]},
+                "dataset.rotation.train": {"grid": list(TRAIN_ROTATIONS)},
+            },
+        }
+    )
     _, parent_run_id = start_parent_run(sweep)
     names = []
     for i, (representation, train, seed) in enumerate(

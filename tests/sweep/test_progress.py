@@ -27,8 +27,14 @@ def test_trials_are_counted_by_state_and_the_best_is_never_a_failed_one():
         trial(Trial.PENDING, {"optimizer.lr": 0.1}),
     ]
     progress = summarize(trials, total=7, max_epochs=4, metric="val_acc", mode="max")
-    assert progress == Progress(pending=3, running=1, finished=1, stopped=1, failed=1,
-                                best=("val_acc", 0.85, "hypernet={name: none}, optimizer.lr=0.01"))  # fmt: skip
+    assert progress == Progress(
+        pending=3,
+        running=1,
+        finished=1,
+        stopped=1,
+        failed=1,
+        best=("val_acc", 0.85, "hypernet={name: none}, optimizer.lr=0.01"),
+    )
     lowest = summarize(trials, total=7, max_epochs=4, metric="val_acc", mode="min")
     assert lowest.best == ("val_acc", 0.3, "optimizer.lr=3e-05")
 

@@ -20,13 +20,19 @@ def sweep(tiny_config, **fields) -> SweepConfig:
 
 
 def test_each_domain_becomes_its_tune_domain(tiny_config):
-    space = param_space(sweep(tiny_config, seeds=3, space={
-        "backbone.kwargs.dropout": {"uniform": [0.0, 0.5]},
-        "optimizer.lr": {"loguniform": [1e-4, 1e-2]},
-        "batch_size": {"randint": [4, 9]},
-        "representation.name": {"choice": ["raw", "tinv_mds"]},
-        "hypernet": {"grid": [{"name": "none"}, {"name": "mip", "kwargs": {"hidden": [8]}}]},
-    }))  # fmt: skip
+    space = param_space(
+        sweep(
+            tiny_config,
+            seeds=3,
+            space={
+                "backbone.kwargs.dropout": {"uniform": [0.0, 0.5]},
+                "optimizer.lr": {"loguniform": [1e-4, 1e-2]},
+                "batch_size": {"randint": [4, 9]},
+                "representation.name": {"choice": ["raw", "tinv_mds"]},
+                "hypernet": {"grid": [{"name": "none"}, {"name": "mip", "kwargs": {"hidden": [8]}}]},
+            },
+        )
+    )
     assert isinstance(space["backbone.kwargs.dropout"], Float)
     assert isinstance(space["optimizer.lr"], Float) and "LogUniform" in type(space["optimizer.lr"].sampler).__name__
     assert isinstance(space["batch_size"], Integer)
@@ -102,9 +108,13 @@ def test_domains_are_checked(tiny_config):
 
 
 def test_validation_builds_every_trial_and_names_a_bad_one(tiny_config):
-    good = sweep(tiny_config, space={
-        "representation.name": {"grid": ["raw", "tinv_mds", "fa"]}, "optimizer.lr": {"loguniform": [1e-4, 1e-2]},
-    })  # fmt: skip
+    good = sweep(
+        tiny_config,
+        space={
+            "representation.name": {"grid": ["raw", "tinv_mds", "fa"]},
+            "optimizer.lr": {"loguniform": [1e-4, 1e-2]},
+        },
+    )
     assert validate_every_trial(good) == 6
     bad = sweep(tiny_config, space={"backbone.kwargs.dropout": {"grid": [0.1, 1.5]}})
     with pytest.raises(ConfigError, match=r"(?s)trial \{.backbone.kwargs.dropout.: 1.5\}.*dropout"):

@@ -20,13 +20,15 @@ def uniform_cities(size: int, n: int, seed: int = 0) -> np.ndarray:
 
 def tour_model(representation: dict, seed: int = 0):
     torch.manual_seed(seed)
-    config = parse_run_config({
-        "task": {"name": "tsp"},
-        "dataset": {"name": "tsp", "kwargs": {"num_nodes": 10, "reference": "none"}},
-        "representation": representation,
-        "backbone": {"name": "attention_model", "kwargs": {"embed_dim": 16, "num_layers": 1, "num_heads": 2}},
-        "epochs": 1,
-    })  # fmt: skip
+    config = parse_run_config(
+        {
+            "task": {"name": "tsp"},
+            "dataset": {"name": "tsp", "kwargs": {"num_nodes": 10, "reference": "none"}},
+            "representation": representation,
+            "backbone": {"name": "attention_model", "kwargs": {"embed_dim": 16, "num_layers": 1, "num_heads": 2}},
+            "epochs": 1,
+        }
+    )
     return build_model(config, dim=2).eval()
 
 
@@ -103,10 +105,13 @@ def test_rollout_baseline_is_replaced_only_by_a_significantly_better_policy():
     assert torch.equal(restored.eval_lengths, baseline.eval_lengths)
 
 
-@pytest.mark.parametrize("representation", [
-    {"name": "tinv_mds", "kwargs": {"scale": "rms"}},
-    {"name": "fa", "kwargs": {"scale": "rms"}},
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "representation",
+    [
+        {"name": "tinv_mds", "kwargs": {"scale": "rms"}},
+        {"name": "fa", "kwargs": {"scale": "rms"}},
+    ],
+)
 def test_invariant_inputs_give_the_same_greedy_tours_on_transformed_copies(representation):
     model = tour_model(representation)
     cities = uniform_cities(64, 10)

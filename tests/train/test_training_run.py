@@ -58,8 +58,14 @@ def test_two_worker_run_records_params_metrics_tags_artifacts(ray_local, mlflow_
 
     # Before training (step 0): representation cost and where a single frame is ambiguous.
     before = {k: v for k, v in run.data.metrics.items() if k.startswith(("repr/", "cache/"))}
-    assert {"repr/seconds", "repr/ambiguous_sign_frac", "repr/small_eigengap_frac", "cache/misses",
-            "cache/hits", "cache/build_seconds"} <= set(before)  # fmt: skip
+    assert {
+        "repr/seconds",
+        "repr/ambiguous_sign_frac",
+        "repr/small_eigengap_frac",
+        "cache/misses",
+        "cache/hits",
+        "cache/build_seconds",
+    } <= set(before)
     assert before["cache/misses"] == 3  # train, val, test frames built once, by rank 0
     # After training: the rotation-robustness table and the invariance certificate.
     final = run.data.metrics

@@ -16,17 +16,21 @@ pytestmark = pytest.mark.integration
 def tiny_tsp_config(tmp_path, representation: dict) -> dict:
     return {
         "task": {"name": "tsp", "kwargs": {"baseline": "rollout", "epoch_size": 2048, "baseline_eval_size": 256}},
-        "dataset": {"name": "tsp", "kwargs": {"num_nodes": 10, "val_size": 128, "test_size": 64,
-                                               "data_dir": str(tmp_path / "tsp")}},
+        "dataset": {
+            "name": "tsp",
+            "kwargs": {"num_nodes": 10, "val_size": 128, "test_size": 64, "data_dir": str(tmp_path / "tsp")},
+        },
         "representation": representation,
-        "backbone": {"name": "attention_model",
-                     "kwargs": {"embed_dim": 16, "num_layers": 1, "num_heads": 2, "ff_hidden": 32}},
+        "backbone": {
+            "name": "attention_model",
+            "kwargs": {"embed_dim": 16, "num_layers": 1, "num_heads": 2, "ff_hidden": 32},
+        },
         "optimizer": {"name": "adam", "lr": 0.003},
         "epochs": 4,
         "batch_size": 64,
         "scaling": {"num_workers": 2, "cpus_per_worker": 0.5},
         "tracking": {"experiment": "tsp-tests"},
-    }  # fmt: skip
+    }
 
 
 def test_tiny_attention_model_beats_random_and_untrained_tours(ray_local, mlflow_uri, tmp_path):

@@ -69,8 +69,9 @@ def child_tags(parent_run_id: str, suite: str, date: str, entry: str) -> dict[st
 
 def start_child(client: MlflowClient, experiment_id: str, tags: dict[str, str], params: dict[str, str]) -> str:
     """A child run this process writes itself (a performance figure); training runs make their own."""
-    run = client.create_run(experiment_id, run_name=f"{tags[ENTRY]}-{tags[DATE]}",
-                            tags={**tags, **git_lineage(), **hardware_tags()})  # fmt: skip
+    run = client.create_run(
+        experiment_id, run_name=f"{tags[ENTRY]}-{tags[DATE]}", tags={**tags, **git_lineage(), **hardware_tags()}
+    )
     client.log_batch(run.info.run_id, params=[Param(key, value) for key, value in params.items()])
     return run.info.run_id
 
@@ -100,8 +101,11 @@ def past_nights(
     that did not run an entry, e.g. before the entry was added, does not count for it).
     """
     query = f"tags.`{PARENT}` = 'true' and tags.`{SUITE}` = '{suite}' and tags.`{STATUS}` = 'passed'"
-    nights = [run for run in client.search_runs([experiment_id], filter_string=query, max_results=10_000)
-              if run.data.tags[DATE] <= date]  # fmt: skip
+    nights = [
+        run
+        for run in client.search_runs([experiment_id], filter_string=query, max_results=10_000)
+        if run.data.tags[DATE] <= date
+    ]
     nights.sort(key=lambda run: (run.data.tags[DATE], run.info.start_time), reverse=True)
     history: dict[str, list[dict[str, float]]] = {entry: [] for entry in entries}
     for night in nights:

@@ -130,16 +130,24 @@ class SuiteConfig(StrictModel):
         for key, entry in self.runs.items():
             placeholders = {field for _, field, _, _ in string.Formatter().parse(key) if field is not None}
             if placeholders != set(entry.matrix):
-                problems.append(f"runs.{key}: name placeholders {sorted(placeholders)} must be exactly the matrix axes "
-                                f"{sorted(entry.matrix)}, so that every expanded run has its own name")  # fmt: skip
+                problems.append(
+                    f"runs.{key}: name placeholders {sorted(placeholders)} must be exactly the matrix axes "
+                    f"{sorted(entry.matrix)}, so that every expanded run has its own name"
+                )
             metrics = entry.metrics if entry.metrics is not None else self.metrics
             if not metrics:
                 problems.append(f"runs.{key}: tracks no metric (give it `metrics`, or give the suite `metrics`)")
-            problems += [f"runs.{key}.metrics: no tolerance for {m!r} (add tolerances.{m})"
-                         for m in metrics if m not in self.tolerances]  # fmt: skip
+            problems += [
+                f"runs.{key}.metrics: no tolerance for {m!r} (add tolerances.{m})"
+                for m in metrics
+                if m not in self.tolerances
+            ]
         for key, figure in self.performance.items():
-            problems += [f"performance.{key}: no tolerance for {m!r} (add tolerances.{m})"
-                         for m in figure.metrics if m not in self.tolerances]  # fmt: skip
+            problems += [
+                f"performance.{key}: no tolerance for {m!r} (add tolerances.{m})"
+                for m in figure.metrics
+                if m not in self.tolerances
+            ]
         if not problems:
             names = [name for key, entry in self.runs.items() for name, _ in expand(key, entry)] + list(
                 self.performance
@@ -251,8 +259,10 @@ def read_suite_mapping(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any
     if "extends" not in raw:
         return _with_absolute_paths(raw, path.parent)
     if not set(raw) <= {"extends", "overrides"} or not isinstance(raw.get("overrides", {}), dict):
-        raise ConfigError(f"{path}: a derived suite holds only `extends: FILE` and an `overrides:` mapping of dotted "
-                          f"suite paths (got keys {sorted(raw)})")  # fmt: skip
+        raise ConfigError(
+            f"{path}: a derived suite holds only `extends: FILE` and an `overrides:` mapping of dotted "
+            f"suite paths (got keys {sorted(raw)})"
+        )
     base = read_suite_mapping(path.parent / str(raw["extends"]), (*seen, path.resolve()))
     return _with_absolute_paths(set_suite_values(base, raw.get("overrides") or {}), path.parent)
 
