@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -18,8 +17,6 @@ def ray_local():
     A test that needs Ray stopped (e.g. to run its own `ray start --head`) calls ray.shutdown();
     the next test that asks for this fixture starts a fresh one.
     """
-    # Train's controller collects reports on each health check (default 2 s): faster in tests of tiny epochs.
-    os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")
     ensure_ray(num_cpus=2)
     yield
     # shut down in the session finaliser below, not per test: start-up costs ~3 s

@@ -27,3 +27,17 @@ def test_importing_geosweep_leaves_the_environment_unchanged():
     probe = subprocess.run([sys.executable, "-c", PROBE], env=bare, capture_output=True, text=True, timeout=120)
     assert probe.returncode == 0, probe.stderr
     assert json.loads(probe.stdout.splitlines()[-1]) == {}
+
+
+def modules_loaded_by(module: str, candidates: tuple[str, ...]) -> list[str]:
+    """Which of `candidates` a fresh interpreter has loaded after importing `module`."""
+    probe = f"import sys, {module}; print(','.join(m for m in {candidates!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+    return [name for name in out.stdout.strip().split(",") if name]
+
+
+def test_trial_processes_import_only_what_they_need():
+    # Train's controller unpickles the worker function: its module must not pull in the loop's world.
+    assert modules_loaded_by("geosweep.train.entry", ("torch", "mlflow", "ray", "scipy")) == []
+    # A sweep's trial process drives one trial: no leaderboard figures, no searchers.
+    assert modules_loaded_by("geosweep.sweep.trial", ("plotly", "optuna", "hyperopt")) == []

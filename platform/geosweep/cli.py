@@ -9,6 +9,7 @@ geosweep report EXPERIMENT_OR_SWEEP [-o report.html] [--metric val_acc]
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -28,11 +29,15 @@ def main(argv: list[str] | None = None) -> int:
 
     train = commands.add_parser("train", help="run one training run on Ray Train, tracked in MLflow")
     add_config_arguments(train)
-    train.add_argument("--storage-path", help="where Ray Train keeps checkpoints (default ~/ray_results)")
+    train.add_argument(
+        "--storage-path", help="where Ray Train keeps checkpoints (default ./ray_results on a local Ray)"
+    )
+    train.add_argument("--ray-logs", action="store_true", help="show Ray Train's own INFO lines on the console too")
 
     sweep = commands.add_parser("sweep", help="run a sweep on Ray Tune; exit status 0 only if every trial succeeded")
     add_config_arguments(sweep)
     sweep.add_argument("--resume", action="store_true", help="finish the sweep of this name (its driver died)")
+    sweep.add_argument("--ray-logs", action="store_true", help="show Ray Train's own INFO lines on the console too")
 
     report = commands.add_parser(
         "report", help="write one self-contained HTML page comparing an experiment's or sweep's runs"
@@ -48,6 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--tracking-uri", help="MLflow store (default $MLFLOW_TRACKING_URI, else ./mlflow.db)")
 
     args = parser.parse_args(argv)
+    if getattr(args, "ray_logs", False):
+        from geosweep.ray_local import RAY_LOGS_ENV
+
+        os.environ[RAY_LOGS_ENV] = "1"  # before Ray starts: a local instance's processes inherit it
     if args.command == "report":
         return report_command(args)
     try:
@@ -136,7 +145,7 @@ def train_command(config: RunConfig, storage_path: str | None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     try:
-        result = run_training(config, storage_path=storage_path)
+        result = run_training(config, storage_path=storage_path, echo=True)
     except ray.train.TrainingFailedError as err:
         print(f"error: training failed: {err}", file=sys.stderr)
         return 1

@@ -127,9 +127,11 @@ class ScalingSpec(StrictModel):
 
 
 class FailureSpec(StrictModel):
-    """How often a run's worker group may restart from its last checkpoint."""
+    """How often a run's worker group may restart from its last checkpoint, and how many checkpoints it keeps."""
 
     max_failures: int = Field(0, ge=-1)  # worker-group restarts; -1 = unlimited
+    # Resuming needs the latest; the one before it covers a latest cut off mid-write. Older ones only fill the disk.
+    checkpoints_to_keep: int = Field(2, ge=1)
 
 
 class CacheSpec(StrictModel):

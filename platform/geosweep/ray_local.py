@@ -80,3 +80,23 @@ def ensure_ray(num_cpus: float | None = None) -> None:
             include_dashboard=True,  # Train V2's placement-group clean-up queries it
             dashboard_host="127.0.0.1",
         )
+
+
+def default_storage_path() -> str | None:
+    """Where runs keep checkpoints when no storage_path is given.
+
+    A local instance writes under the working directory (`./ray_results`, which git ignores), next to
+    `./mlflow.db`, not into the home directory. On a cluster, Ray's own default; the cluster checks
+    refuse it wherever workers run on other nodes.
+    """
+    if os.environ.get("RAY_ADDRESS"):
+        return None
+    return str(Path.cwd() / "ray_results")  # absolute: workers change directory
+
+
+RAY_LOGS_ENV = "GEOSWEEP_RAY_LOGS"  # "1": Ray Train's and Tune's INFO lines reach the console too (`--ray-logs`)
+
+
+def ray_logs_wanted() -> bool:
+    """Whether the user asked for Ray's full console output (`--ray-logs`, or GEOSWEEP_RAY_LOGS=1)."""
+    return os.environ.get(RAY_LOGS_ENV, "0") not in ("", "0")

@@ -93,7 +93,7 @@ def test_the_smoke_suite_twice_then_a_regression_and_a_failed_entry_then_a_clean
     """jobs/nightly.py as the scheduler runs it, four nights of the whole smoke suite (performance figures included)."""
     if ray.is_initialized():
         ray.shutdown()  # each night starts its own Ray: never two on the machine
-    env = {**os.environ, "GEOSWEEP_CACHE_DIR": str(tmp_path / "cache"), "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.2"}
+    env = {**os.environ, "GEOSWEEP_CACHE_DIR": str(tmp_path / "cache")}
 
     def night(date: str, *overrides: str) -> subprocess.CompletedProcess:
         command = [sys.executable, "jobs/nightly.py", "--config", str(SMOKE), "--date", date]

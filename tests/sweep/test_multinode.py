@@ -18,11 +18,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture
-def two_nodes(monkeypatch):
+def two_nodes():
     """A head and a worker node of 1 CPU each, on loopback; this process is the cluster's driver."""
     if ray.is_initialized():
         ray.shutdown()  # never two Ray instances on the machine; the next ray_local user starts a fresh one
-    monkeypatch.setenv("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")  # as ray_local: reports of tiny epochs come sooner
     head = {"num_cpus": 1, "include_dashboard": True, "dashboard_host": "127.0.0.1", "dashboard_port": free_port()}
     cluster = Cluster(initialize_head=True, head_node_args=head)  # the dashboard: Train V2's clean-up queries it
     try:

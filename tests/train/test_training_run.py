@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,8 @@ from mlflow.tracking import MlflowClient
 
 from geosweep import cli
 from geosweep.config import parse_run_config
-from geosweep.train.launch import run_training
+from geosweep.ray_local import RAY_LOGS_ENV
+from geosweep.train.launch import REPORT_POLL_S, run_training
 
 pytestmark = pytest.mark.integration
 
@@ -29,10 +32,26 @@ def test_local_ray_binds_loopback(ray_local):
     assert {node["NodeManagerAddress"] for node in ray.nodes()} == {"127.0.0.1"}
 
 
-def test_two_worker_run_records_params_metrics_tags_artifacts(ray_local, mlflow_uri, tiny_config, tmp_path):
+def test_two_worker_run_records_params_metrics_tags_artifacts(
+    ray_local, mlflow_uri, tiny_config, tmp_path, monkeypatch
+):
+    monkeypatch.delenv("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", raising=False)  # the platform's default, not a user's
+
+    class ControllerEnvironment(ray.train.UserCallback):  # local: pickled by value into the controller's process
+        """Runs in Train's controller process: writes down the report-poll interval that process was given."""
+
+        def __init__(self, path: Path) -> None:
+            self.path = path
+
+        def after_report(self, run_context, metrics, checkpoint) -> None:
+            self.path.write_text(os.environ.get("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "unset"))
+
     config = parse_run_config(tiny_config)
-    result = run_training(config, storage_path=tmp_path / "ray")
+    seen = tmp_path / "controller-interval"
+    result = run_training(config, storage_path=tmp_path / "ray", callbacks=[ControllerEnvironment(seen)])
     assert result.error is None
+    # Train's controller drains reports this often, not every 2 s: a short epoch is not held back by it.
+    assert seen.read_text() == REPORT_POLL_S["RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"]
 
     client, run = only_run(mlflow_uri, "tests")
     assert run.info.status == "FINISHED"
@@ -118,17 +137,40 @@ def test_worker_death_without_retries_fails_the_run_and_keeps_what_was_logged(
     assert [m.step for m in client.get_metric_history(run.info.run_id, "train_loss")] == [1]
 
 
-def test_same_seed_gives_same_losses_through_the_cli(ray_local, mlflow_uri, tiny_config, tmp_path):
+def console_until(capfd, line: str, timeout_s: float = 60) -> str:
+    """What reached this process's stdout and stderr until `line` did (Ray forwards worker output asynchronously)."""
+    seen, deadline = "", time.monotonic() + timeout_s  # a hang guard: the line normally arrives within a second
+    while line not in seen and time.monotonic() < deadline:
+        time.sleep(0.2)
+        out, err = capfd.readouterr()
+        seen += out + err
+    time.sleep(1.0)  # anything the run printed before that line has arrived by now
+    out, err = capfd.readouterr()
+    return seen + out + err
+
+
+def test_same_seed_gives_same_losses_through_the_cli(ray_local, mlflow_uri, tiny_config, tmp_path, monkeypatch, capfd):
+    monkeypatch.chdir(tmp_path)  # checkpoints go under the working directory by default
+    monkeypatch.setenv(RAY_LOGS_ENV, "0")  # --ray-logs sets it; restored after the test
     path = tmp_path / "tiny.yaml"
-    path.write_text(yaml.safe_dump(tiny_config))
-    for _ in range(2):
-        assert cli.main(["train", str(path), "--storage-path", str(tmp_path / "ray")]) == 0
+    path.write_text(yaml.safe_dump({**tiny_config, "epochs": 3}))
+
+    assert cli.main(["train", str(path)]) == 0
+    quiet = console_until(capfd, "epoch 3/3: ")
+    assert "MLflow run " in quiet and "epoch 1/3: train_loss=" in quiet and "val_acc=" in quiet
+    assert "Reporting training result" not in quiet and "Checkpoint successfully created" not in quiet
+    assert cli.main(["train", str(path), "--ray-logs"]) == 0
+    assert "Reporting training result" in console_until(capfd, "epoch 3/3: ")
 
     client = MlflowClient(mlflow_uri)
     runs = client.search_runs([client.get_experiment_by_name("tests").experiment_id])
     losses = [[m.value for m in client.get_metric_history(r.info.run_id, "train_loss")] for r in runs]
-    assert len(losses) == 2 and len(losses[0]) == 2
+    assert len(losses) == 2 and len(losses[0]) == 3
     assert losses[0] == losses[1]
+    # Each run kept the two checkpoints resuming needs (of three), under ./ray_results, not the home directory.
+    for run in runs:
+        kept = [path for path in (tmp_path / "ray_results" / run.info.run_name).glob("checkpoint_*") if path.is_dir()]
+        assert len(kept) == 2, kept
     # The second run read the first run's cached representation.
     first, second = sorted(runs, key=lambda r: r.info.start_time)
     assert (first.data.metrics["cache/misses"], second.data.metrics["cache/hits"]) == (3, 3)

@@ -24,7 +24,6 @@ Prints:
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import tempfile
 import time
@@ -97,8 +96,6 @@ def main() -> None:
     parser.add_argument("--reduction-factor", type=float, default=4.0)
     parser.add_argument("--grace-period", type=int, default=1)
     args = parser.parse_args()
-    # Tiny epochs last well under Train's default 2 s report collection interval, which would dominate both sweeps.
-    os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")
     asha = {"name": "asha", "grace_period": args.grace_period, "reduction_factor": args.reduction_factor}
     with tempfile.TemporaryDirectory() as tmp:
         runs = {}

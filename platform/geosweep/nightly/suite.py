@@ -115,7 +115,7 @@ class SuiteConfig(StrictModel):
     name: str = Field(min_length=1, pattern=f"^{ENTRY_NAME.pattern}$")  # nights compare only with nights of this name
     experiment: str = Field("nightly", min_length=1)
     tracking_uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else ./mlflow.db
-    storage_path: str | None = None  # Ray Train checkpoints; None: ~/ray_results
+    storage_path: str | None = None  # Ray Train checkpoints; None: ./ray_results on a local Ray
     baseline_window: int = Field(5, ge=1)  # K
     metrics: list[str] = []  # tracked for every run that names none of its own
     tolerances: dict[str, Tolerance]

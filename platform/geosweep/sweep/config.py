@@ -105,7 +105,7 @@ class SweepConfig(StrictModel):
     searcher: SearcherSpec = SearcherSpec()
     scheduler: SchedulerSpec = SchedulerSpec()
     resources: ResourcesSpec = ResourcesSpec()
-    storage_path: str | None = None  # None: ~/ray_results; shared storage (s3://, NFS) on a multi-node cluster
+    storage_path: str | None = None  # None: ./ray_results on a local Ray; shared (s3://, NFS) on a multi-node cluster
     progress_interval_s: float = Field(30.0, gt=0)  # the console view prints at most one line per interval
 
     @model_validator(mode="after")

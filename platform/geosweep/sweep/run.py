@@ -8,60 +8,23 @@ drivers would hold every CPU and their workers could never start.
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import mlflow.entities
 from mlflow.tracking import MlflowClient
 from ray import tune
-from ray.tune.integration.ray_train import TuneReportCallback
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule
 
 from geosweep.cluster.admission import TrialDemand
 from geosweep.cluster.preflight import preflight
-from geosweep.comparison.rows import ERROR_TAG, run_rows
+from geosweep.comparison.rows import run_rows
 from geosweep.config import RunConfig, set_values
-from geosweep.ray_local import ensure_ray
-from geosweep.sweep.config import SweepConfig, trial_config
+from geosweep.ray_local import default_storage_path, ensure_ray
+from geosweep.sweep.config import SweepConfig
 from geosweep.sweep.leaderboard import leaderboard
 from geosweep.sweep.progress import progress_view
-from geosweep.sweep.space import decode, param_space
-from geosweep.tracking.mlflow_run import experiment_id, finished_run_metrics, lineage_tags, resolve_tracking_uri
-from geosweep.train.launch import run_training
-
-
-def run_trial(sampled: dict[str, Any], sweep: dict[str, Any], parent_run_id: str) -> None:
-    """One Tune trial: the base config with this trial's sampled values, trained on Ray Train."""
-    spec = SweepConfig.model_validate(sweep)
-    config = trial_config(spec, decode(spec, sampled))
-    trial_id = tune.get_context().get_trial_id()
-    # A trial that finished just before its sweep's driver died may not be marked done in
-    # Tune's saved state: its finished MLflow run says so, and it is reported, not retrained.
-    done = finished_run_metrics(config, {"sweep.name": spec.name, "sweep.trial_id": trial_id})
-    if done is not None:
-        tune.report({**done, "epoch": config.epochs})
-        return
-    try:
-        run_training(
-            config,
-            storage_path=spec.storage_path,
-            run_name=f"{spec.name}-{trial_id}",  # deterministic: a resumed trial finds its Train run and MLflow run
-            tags={"mlflow.parentRunId": parent_run_id, "sweep.name": spec.name, "sweep.trial_id": trial_id},
-            reuse_by=("sweep.name", "sweep.trial_id"),
-            callbacks=[TuneReportCallback()],
-        )
-    except Exception as error:
-        # Its run says why (the leaderboard and the report show it if Tune counts the trial failed, see ERROR_TAG).
-        client = MlflowClient(resolve_tracking_uri(config.tracking.tracking_uri))
-        query = f"tags.`mlflow.parentRunId` = '{parent_run_id}' and tags.`sweep.trial_id` = '{trial_id}'"
-        for run in client.search_runs([experiment_id(client, config.tracking.experiment)], query, max_results=1):
-            client.set_tag(run.info.run_id, ERROR_TAG, last_line(error))
-        raise
-
-
-def last_line(error: BaseException) -> str:
-    """The last line of an error's text: for a failed Train run, the worker's own exception under its traceback."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[-1][:500] if lines else type(error).__name__  # MLflow caps a tag's value
+from geosweep.sweep.space import param_space
+from geosweep.sweep.trial import run_trial
+from geosweep.tracking.mlflow_run import experiment_id, lineage_tags, resolve_tracking_uri
 
 
 def trial_demand(sweep: SweepConfig) -> TrialDemand:
@@ -139,15 +102,17 @@ def run_sweep(sweep: SweepConfig, resume: bool = False) -> tuple[tune.ResultGrid
     """
     ensure_ray()
     concurrency = admitted_trials(sweep)  # before anything is recorded: a sweep that cannot run leaves no trace
-    # Trials run in other processes (other nodes): pin the tracking URI the driver resolved.
+    # Trials run in other processes (other nodes, other working directories): pin the tracking URI and the
+    # storage the driver resolved.
     uri = resolve_tracking_uri(sweep.base.tracking.tracking_uri)
-    sweep = SweepConfig.model_validate(set_values(sweep.model_dump(mode="json"), {"base.tracking.tracking_uri": uri}))
+    storage = sweep.storage_path or default_storage_path() or os.path.expanduser("~/ray_results")
+    resolved = {"base.tracking.tracking_uri": uri, "storage_path": storage}
+    sweep = SweepConfig.model_validate(set_values(sweep.model_dump(mode="json"), resolved))
     uri, parent_run_id = start_parent_run(sweep)
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, sweep=sweep.model_dump(mode="json"), parent_run_id=parent_run_id),
         dict(trial_demand(sweep).driver),
     )
-    storage = sweep.storage_path or os.path.expanduser("~/ray_results")
     # Restore too: a restored sweep keeps its saved reporter, which needs the output engine the view selects.
     with progress_view(sweep.name, sweep.base.epochs, sweep.progress_interval_s) as output:
         if resume:  # finished trials keep their results; unfinished ones continue from their last checkpoint
@@ -163,6 +128,8 @@ def run_sweep(sweep: SweepConfig, resume: bool = False) -> tuple[tune.ResultGrid
                     scheduler=scheduler(sweep),
                     num_samples=sweep.searcher.num_samples,
                     max_concurrent_trials=concurrency,
+                    # No reuse_actors: Train's TuneReportCallback reports through a queue of the first trial's
+                    # session, which a reused process's next trial never drains (the trial hangs).
                 ),
                 # output: the progress view, not Tune's table
                 run_config=tune.RunConfig(name=sweep.name, storage_path=storage, **output),

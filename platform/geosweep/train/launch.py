@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -12,9 +13,14 @@ from ray.train.torch import TorchTrainer
 from geosweep.cluster.admission import TrialDemand, worker_resources
 from geosweep.cluster.preflight import preflight
 from geosweep.config import RunConfig
-from geosweep.ray_local import ensure_ray
+from geosweep.ray_local import default_storage_path, ensure_ray, ray_logs_wanted, scoped_environ
 from geosweep.tracking import end_run, start_run
-from geosweep.train.loop import train_loop_per_worker
+from geosweep.train.entry import train_loop_per_worker
+
+# Train V2 hands each report (metrics for Tune, the checkpoint) over on the controller's health check,
+# every 2 s by default: a 0.3 s epoch then costs 2 s. Polled this often, a report waits a fraction of an
+# epoch. A value the user set wins.
+REPORT_POLL_S = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.2"}
 
 
 def run_name_for(config: RunConfig) -> str:
@@ -54,18 +60,20 @@ def run_training(
     tags: dict[str, str] | None = None,
     reuse_by: tuple[str, ...] = (),
     callbacks: list[Any] = (),
+    echo: bool = False,
     inject_failure: dict[str, Any] | None = None,
 ) -> ray.train.Result:
     """Train `config` on Ray Train and record it in MLflow.
 
     Args:
         config: the run.
-        storage_path: where Ray Train persists checkpoints (default ~/ray_results;
+        storage_path: where Ray Train persists checkpoints (default: ray_local.default_storage_path;
             shared storage such as s3:// on a multi-node cluster).
         run_name: the Train run's and MLflow run's name (default: from the axes and a timestamp).
         tags: extra MLflow tags.
         reuse_by: tag keys identifying an earlier MLflow run to write on into (a resumed sweep trial).
         callbacks: Ray Train callbacks (a sweep passes Tune's report callback).
+        echo: print the MLflow run and one line per epoch (`geosweep train`; a sweep has its progress view).
         inject_failure: {"rank", "epoch", "marker"}: that rank's process exits once
             at that epoch (fault-tolerance tests only).
 
@@ -78,7 +86,10 @@ def run_training(
     """
     ensure_ray()
     run_name = run_name or run_name_for(config)
+    storage_path = storage_path or default_storage_path()
     tracking_uri, run_id = start_run(config, run_name, tags, reuse_by)
+    if echo:
+        print(f"MLflow run {run_id} ({run_name}) in {tracking_uri}", flush=True)
     scaling = config.scaling
     trainer = TorchTrainer(
         train_loop_per_worker,
@@ -87,6 +98,8 @@ def run_training(
             "tracking_uri": tracking_uri,
             "run_id": run_id,
             "run_name": run_name,
+            "echo": echo,
+            "ray_logs": ray_logs_wanted(),
             "inject_failure": inject_failure,
         },
         scaling_config=ray.train.ScalingConfig(
@@ -99,12 +112,16 @@ def run_training(
             name=run_name,
             storage_path=str(storage_path) if storage_path else None,
             failure_config=ray.train.FailureConfig(max_failures=config.failure.max_failures),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=config.failure.checkpoints_to_keep),
+            # Ray Train's INFO lines (worker group started, each report) stay in its log files.
+            logging_config=ray.train.LoggingConfig(log_level="INFO" if ray_logs_wanted() else "WARNING"),
             callbacks=list(callbacks),
         ),
     )
     succeeded = False
     try:
-        result = trainer.fit()
+        with scoped_environ({name: os.environ.get(name, value) for name, value in REPORT_POLL_S.items()}):
+            result = trainer.fit()
         succeeded = True
         return result
     finally:

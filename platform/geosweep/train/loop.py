@@ -6,6 +6,7 @@ train/training.py runs the epochs, and the task (tasks/) its data, loss and metr
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import tempfile
@@ -30,11 +31,15 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
 
     Args:
         loop_config: {"config": RunConfig as a dict, "tracking_uri": str, "run_id": str, "run_name": str,
+            "echo": print one line per epoch (rank 0), "ray_logs": keep Ray Train's INFO lines on the console,
             and optionally "inject_failure": {"rank", "epoch", "marker"} for fault-tolerance tests}.
     """
     config = RunConfig.model_validate(loop_config["config"])  # validated again where it runs
     context = ray.train.get_context()
     rank, world_size = context.get_world_rank(), context.get_world_size()
+    if not loop_config.get("ray_logs"):
+        quiet_ray_train_console()
+    echo = print if loop_config.get("echo") and rank == 0 else None
     device = ray.train.torch.get_device()
 
     # --- build: identical initial weights on every rank, then per-rank random streams
@@ -88,6 +93,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             ray.train.report({**metrics, "epoch": epoch}, checkpoint=ray_checkpoint)
         if logger:  # after the checkpoint is safe; an epoch re-run after a failure is not logged twice
             logger.log_epoch_once(epoch, metrics)
+        if echo:
+            echo(epoch_line(epoch, config.epochs, metrics), flush=True)
 
     # --- after training (rank 0): the task's final metrics and the final model
     if logger:
@@ -96,6 +103,24 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             path = Path(tmp) / "model.pt"
             torch.save({"model": model.state_dict(), "config": config.model_dump(mode="json")}, path)
             logger.log_artifact(path)
+
+
+def epoch_line(epoch: int, epochs: int, metrics: dict[str, float]) -> str:
+    """One console line per epoch: the losses, the validation metrics and the epoch's seconds."""
+    shown = {k: v for k, v in metrics.items() if k in ("train_loss", "epoch_seconds") or k.startswith("val_")}
+    return f"epoch {epoch}/{epochs}: " + ", ".join(f"{k}={v:.4g}" for k, v in shown.items())
+
+
+def quiet_ray_train_console() -> None:
+    """Keep Ray Train's INFO lines (one per report and per checkpoint) off this worker's console.
+
+    RunConfig's LoggingConfig filters Ray Train's loggers by name, but the per-report line comes
+    from a logger named by its file's path. Its log files keep every line; warnings and errors
+    still reach the console.
+    """
+    for handler in logging.getLogger().handlers:
+        if handler.get_name() == "console":
+            handler.addFilter(lambda record: record.levelno >= logging.WARNING or "/ray/train/" not in record.pathname)
 
 
 def maybe_inject_failure(spec: dict[str, Any] | None, rank: int, epoch: int) -> None:
