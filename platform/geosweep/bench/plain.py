@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -24,8 +25,16 @@ class Epoch:
     val_acc: float
 
 
-def train_in_process(config: RunConfig) -> list[Epoch]:
-    """Train `config` for its epochs in this process, with no Ray, DDP, checkpoints or MLflow."""
+def train_in_process(config: RunConfig, on_epoch: Callable[[Epoch], None] | None = None) -> list[Epoch]:
+    """Train `config` for its epochs in this process, with no Ray, DDP, checkpoints or MLflow.
+
+    Args:
+        config: the run.
+        on_epoch: called after each epoch (a plain Tune trainable reports there).
+
+    Returns:
+        Every epoch's seconds and validation accuracy.
+    """
     seed_everything(config.seed)
     data = DATASETS.build(config.dataset.name, config.dataset.kwargs, seed=config.seed)
     data = apply_rotation_protocols(data, config.dataset.rotation.train, config.dataset.rotation.test, config.seed)
@@ -53,6 +62,8 @@ def train_in_process(config: RunConfig) -> list[Epoch]:
                 for x, y in (val, test)
             ]
         epochs.append(Epoch(time.perf_counter() - started, trained - started, correct[0] / len(val[0])))
+        if on_epoch:
+            on_epoch(epochs[-1])
     return epochs
 
 
