@@ -166,3 +166,10 @@ def test_rsync_as_ray_runs_it_leaves_local_state_and_history_behind(config, tmp_
         "platform/geosweep/__init__.py",
         "configs/sweeps/representations.yaml",
     }
+
+
+def test_ssh_is_the_only_way_in_and_only_from_a_network_the_user_names(config):
+    (rule,) = config["provider"]["security_group"]["IpPermissions"]
+    assert (rule["FromPort"], rule["ToPort"], rule["IpProtocol"]) == (22, 22, "tcp")
+    ranges = [entry["CidrIp"] for entry in rule["IpRanges"]] + [e["CidrIpv6"] for e in rule.get("Ipv6Ranges", [])]
+    assert ranges and not {"0.0.0.0/0", "::/0"} & set(ranges)

@@ -88,3 +88,11 @@ def test_file_provisioning_points_at_the_dashboards_folder():
 
     (datasource,) = yaml.safe_load((provisioning / "datasources" / "prometheus.yaml").read_text())["datasources"]
     assert datasource["type"] == "prometheus"
+
+
+def test_prometheus_on_the_head_listens_on_loopback_without_its_lifecycle_api():
+    script = (Path(__file__).resolve().parents[1] / "deploy" / "prometheus" / "start-on-head.sh").read_text()
+    command = script[script.index("nohup prometheus") :]
+    assert "--web.listen-address=127.0.0.1:9090" in command
+    assert "--web.enable-lifecycle" not in command.split("echo")[0] and "0.0.0.0" not in script
+    assert "/tmp/ray/session_latest/metrics/prometheus/prometheus.yml" in command  # Ray's service discovery

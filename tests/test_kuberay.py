@@ -190,3 +190,20 @@ def test_kubectl_kustomize_builds_the_configmap_from_the_file_as_written():
     head = documents[("RayCluster", "geosweep")]["spec"]["headGroupSpec"]["template"]["spec"]
     assert [v["configMap"]["name"] for v in head["volumes"] if "configMap" in v] == ["geosweep-raycluster"]
     assert ("ServiceAccount", "geosweep-ray") in documents and ("PodMonitor", "geosweep-ray") in documents
+
+
+def test_only_the_clusters_pods_the_nightly_the_operator_and_prometheus_reach_the_head(ray_cluster):
+    policy = load("networkpolicy.yaml")["NetworkPolicy"]
+    name, namespace = ray_cluster["metadata"]["name"], ray_cluster["metadata"]["namespace"]
+    assert policy["metadata"]["namespace"] == namespace and policy["spec"]["policyTypes"] == ["Ingress"]
+    # KubeRay labels the head pod so.
+    assert policy["spec"]["podSelector"]["matchLabels"] == {"ray.io/cluster": name, "ray.io/node-type": "head"}
+    rules = policy["spec"]["ingress"]
+    assert all(rule.get("from") for rule in rules)  # no rule admits every source
+    every_port = [rule for rule in rules if not rule.get("ports")]
+    assert [rule["from"] for rule in every_port] == [[{"podSelector": {"matchLabels": {"ray.io/cluster": name}}}]]
+    ports = {port["port"] for rule in rules for port in rule.get("ports", [])}
+    assert ports == {8265, 8080}  # the Jobs API and metrics; GCS (6379) and the Ray client (10001) stay inside
+    nightly = load("nightly-cronjob.yaml")["CronJob"]["spec"]["jobTemplate"]["spec"]["template"]["metadata"]
+    (jobs_api,) = [rule for rule in rules if {"port": 8265, "protocol": "TCP"} in rule.get("ports", [])]
+    assert {"podSelector": {"matchLabels": nightly["labels"]}} in jobs_api["from"]
