@@ -87,3 +87,25 @@ def test_every_entry_of_a_kinded_axis_declares_a_kind():
 
     for registry in (DATASETS, BACKBONES, TASKS):
         assert {registry.kind(name) for name in registry.names()} == {"classification", "tour"}
+
+
+def test_missing_required_arguments_are_reported_but_provided_ones_are_not():
+    registry = Registry("widget", provided=("size",))
+
+    @registry.register("lever")
+    def lever(size: int, length: float, colour: str = "red"):
+        return size, length, colour
+
+    with pytest.raises(ValueError, match=r"widget 'lever': missing required argument 'length' \(set widget.kwargs"):
+        registry.validate_kwargs("lever", {})
+    assert registry.validate_kwargs("lever", {"length": 2}) == {"length": 2.0}  # `size` is the platform's
+
+
+def test_resolved_kwargs_fill_in_the_defaults():
+    assert make_registry().resolved_kwargs("knob", {"turns": "3"}) == {"colour": "red", "turns": 3}
+
+
+def test_name_of_finds_a_registered_constructor():
+    registry = make_registry()
+    assert registry.name_of(registry.get("knob")) == "knob"
+    assert registry.name_of(object) is None

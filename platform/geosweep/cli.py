@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from geosweep.config import ConfigError, RunConfig, dump_yaml, load_run_config
+from geosweep.config import ConfigError, RunConfig, dump_yaml, load_run_config, load_yaml
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
 def is_sweep(path: str) -> bool:
     """A sweep config has a `base` run config; a run config never does."""
     try:
-        raw = yaml.safe_load(Path(path).read_text())
+        raw = load_yaml(Path(path).read_text())
     except (OSError, yaml.YAMLError):
         return False  # the run-config loader reports the problem
     return isinstance(raw, dict) and "base" in raw
@@ -84,12 +84,13 @@ def is_sweep(path: str) -> bool:
 
 def sweep_command(args: argparse.Namespace) -> int:
     """Validate a sweep config, then (for `geosweep sweep`) run it and print its leaderboard."""
-    from geosweep.sweep.config import load_sweep_config, validate_every_trial
+    from geosweep.sweep.config import count_trial_configurations, load_sweep_config, validate_every_trial
 
     sweep = load_sweep_config(args.config, args.overrides)
-    checked = validate_every_trial(sweep)
+    checked, total = validate_every_trial(sweep), count_trial_configurations(sweep)
     if args.command == "validate":
-        print(f"{args.config}: ok ({checked} trial configurations checked)")
+        unchecked = f"; the other {total - checked} were not checked" if checked < total else ""
+        print(f"{args.config}: ok ({checked} of {total} trial configurations checked{unchecked})")
         return 0
     from geosweep.sweep.run import run_sweep  # imports Ray Tune: keep `validate` fast
 

@@ -23,6 +23,8 @@ import geosweep.hypernets  # noqa: F401
 import geosweep.representations  # noqa: F401
 import geosweep.tasks  # noqa: F401
 from geosweep.data.rotations import RotationProtocol
+from geosweep.data.shapes import CLASSES as SHAPE_CLASSES
+from geosweep.data.sources import check_local_dir
 from geosweep.registry import BACKBONES, DATASETS, HYPERNETS, REPRESENTATIONS, TASKS, Registry, RegistryError
 
 
@@ -41,7 +43,8 @@ class _Component(StrictModel):
 
     registry: ClassVar[Registry]
     name: str
-    kwargs: dict[str, Any] = {}
+    # validate_default: a component whose kwargs are omitted is still checked for missing required arguments.
+    kwargs: dict[str, Any] = Field(default={}, validate_default=True)
 
     @field_validator("name")
     @classmethod
@@ -140,6 +143,12 @@ class CacheSpec(StrictModel):
     enabled: bool = True  # deterministic representations are computed once per content hash
     dir: str | None = None  # None: $GEOSWEEP_CACHE_DIR, else ~/.cache/geosweep/representations
 
+    @field_validator("dir")
+    @classmethod
+    def _writable(cls, directory: str | None) -> str | None:
+        # Created on the first cache write, inside a worker: refuse here a place that can never be written.
+        return None if directory is None else check_local_dir(directory, field="cache.dir", create=True)
+
 
 class CertifySpec(StrictModel):
     """After training: the model's invariance under random transforms of its claimed groups."""
@@ -193,7 +202,31 @@ class RunConfig(StrictModel):
                     "hypernet.kwargs.condition 'hyperparam' amortises a classification hyperparameter; "
                     "use 'spectrum' for TSP"
                 )
+        self._batch_fits_the_training_split()
         return self
+
+    def _batch_fits_the_training_split(self) -> None:
+        """Refuse a batch larger than the training split where the config alone fixes the split's size.
+
+        Each worker drops its last partial batch, so such a run would have no training steps at all. A file
+        dataset's size is only known once it is read; the task checks it then.
+        """
+        if self.task.name == "tsp":
+            size = TASKS.resolved_kwargs("tsp", self.task.kwargs)["epoch_size"]
+            split = f"task.kwargs.epoch_size = {size} training instances per epoch"
+        elif self.dataset.name == "shapes":
+            per_class = DATASETS.resolved_kwargs("shapes", self.dataset.kwargs)["train_per_class"]
+            classes = len(SHAPE_CLASSES)
+            size = per_class * classes
+            split = f"{size} training clouds (dataset.kwargs.train_per_class {per_class} x {classes} classes)"
+        else:
+            return
+        workers = self.scaling.num_workers
+        if self.batch_size * workers > size:
+            raise ValueError(
+                f"batch_size: {self.batch_size} per worker x {workers} workers is more than the {split}; "
+                f"expected at most {size // workers}"
+            )
 
 
 def load_run_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:
@@ -206,11 +239,43 @@ def load_run_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:
     return parse_run_config(apply_overrides(raw, overrides), source=str(path))
 
 
+class DuplicateKeyError(yaml.constructor.ConstructorError):
+    """A YAML mapping that gives one key twice."""
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """`yaml.SafeLoader` that refuses a duplicate key, which would otherwise silently take the last value."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        """Construct a mapping after checking that no key is given twice (merge keys `<<` aside)."""
+        first_lines: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` keys may be overridden: that is its use
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if not isinstance(key, typing.Hashable):
+                continue  # SafeLoader's own construct_mapping reports an unhashable key
+            if key in first_lines:
+                raise DuplicateKeyError(
+                    None, None, f"line {line}: duplicate key {key!r} (first given on line {first_lines[key]})"
+                )
+            first_lines[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(text: str) -> Any:
+    """Parse config YAML: `yaml.safe_load`, but a duplicate key is a DuplicateKeyError naming it and its line."""
+    return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506  (a SafeLoader subclass)
+
+
 def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
-    """A YAML file's top-level mapping (`yaml.safe_load`); anything else is a ConfigError naming the file."""
+    """A YAML file's top-level mapping (`load_yaml`); anything else is a ConfigError naming the file."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = load_yaml(path.read_text())
+    except DuplicateKeyError as err:
+        raise ConfigError(f"{path}: {err.problem}") from None
     except (OSError, yaml.YAMLError) as err:
         raise ConfigError(f"{path}: cannot read YAML: {err}") from None
     if not isinstance(raw, dict):
@@ -238,7 +303,10 @@ def parse_set_items(items: list[str], example: str = "backbone.name=pointnet") -
         path, sep, text = item.partition("=")
         if not sep or not path:
             raise ConfigError(f"--set {item!r}: expected dotted.path=value, e.g. {example}")
-        values[path] = yaml.safe_load(text)
+        try:
+            values[path] = load_yaml(text)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"--set {item!r}: cannot read the value as YAML: {err}") from None
     return values
 
 

@@ -84,6 +84,10 @@ class Registry(Generic[T]):
             raise RegistryError(f"unknown {self.axis} {name!r}; valid choices: {', '.join(self.names())}")
         return self._entries[name]
 
+    def name_of(self, constructor: Any) -> str | None:
+        """The name `constructor` is registered under, or None if it is not registered."""
+        return next((name for name, entry in self._entries.items() if entry is constructor), None)
+
     def kind(self, name: str) -> str:
         """The problem entry `name` declared it is for when it registered ("classification" or "tour")."""
         self.get(name)
@@ -97,14 +101,27 @@ class Registry(Generic[T]):
 
         Raises:
             RegistryError: `name` is not registered.
-            ValueError: an unknown argument, a wrong type or an out-of-range value,
-                naming the argument and what was expected.
+            ValueError: an unknown argument, a missing required one (a parameter
+                without a default that the platform does not provide), a wrong type
+                or an out-of-range value, naming the argument and what was expected.
         """
+        validated = self._validated(name, kwargs)
+        # Attributes, not model_dump(): nested config models reach the constructor as models.
+        return {name: getattr(validated, name) for name in validated.model_fields_set}
+
+    def resolved_kwargs(self, name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Every user-settable argument of entry `name`: the validated `kwargs` plus the defaults of the rest.
+
+        Raises:
+            RegistryError, ValueError: as `validate_kwargs`.
+        """
+        validated = self._validated(name, kwargs)
+        return {name: getattr(validated, name) for name in type(validated).model_fields}
+
+    def _validated(self, name: str, kwargs: dict[str, Any]) -> pydantic.BaseModel:
         model = self._kwargs_models.get(name) or self._build_kwargs_model(name)
         try:
-            validated = model.model_validate(kwargs)
-            # Attributes, not model_dump(): nested config models reach the constructor as models.
-            return {name: getattr(validated, name) for name in validated.model_fields_set}
+            return model.model_validate(kwargs)
         except pydantic.ValidationError as err:
             problems = []
             for e in err.errors():
@@ -112,8 +129,11 @@ class Registry(Generic[T]):
                 if e["type"] == "extra_forbidden":
                     valid = ", ".join(model.model_fields) or "none"
                     problems.append(f"unknown argument {arg!r} (valid arguments: {valid})")
+                elif e["type"] == "missing" and len(e["loc"]) == 1:
+                    # The axis is also the config field that holds the entry, so this names the key to add.
+                    problems.append(f"missing required argument {arg!r} (set {self.axis}.kwargs.{arg})")
                 else:
-                    problems.append(f"argument {arg!r}: {e['msg']} (got {e['input']!r})")
+                    problems.append(f"argument {arg!r}: {e['msg'].removeprefix('Value error, ')} (got {e['input']!r})")
             raise ValueError(f"{self.axis} {name!r}: " + "; ".join(problems)) from None
 
     def build(self, name: str, kwargs: dict[str, Any], **provided: Any) -> Any:

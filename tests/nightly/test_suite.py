@@ -159,3 +159,10 @@ def test_a_derived_suite_may_only_override(tmp_path):
     loop.write_text(yaml.safe_dump({"extends": "loop.yaml"}))
     with pytest.raises(ConfigError, match="`extends` loops back"):
         load_suite(loop)
+
+
+def test_a_duplicate_key_in_a_suite_names_the_file_key_and_line(tmp_path):
+    path = tmp_path / "dup.yaml"
+    path.write_text(f"extends: {NIGHTLY / 'smoke.yaml'}\noverrides: {{}}\nextends: {NIGHTLY / 'suite.yaml'}\n")
+    with pytest.raises(ConfigError, match=r"dup.yaml: line 3: duplicate key 'extends' \(first given on line 1\)"):
+        load_suite(path)

@@ -81,3 +81,15 @@ def test_scale_normalised_representations_are_scale_invariant(name, scale, dim):
     assert "scale" in rep.invariances
     errors = assert_representation_invariant(rep, generic_clouds(dim, torch.float64))
     assert set(errors) == set(groups_of(rep.invariances))
+
+
+@pytest.mark.parametrize("name", REPRESENTATIONS.names())
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_coordinates_are_rejected_naming_the_representation(name, bad):
+    rep = REPRESENTATIONS.build(name, {})
+    points = generic_clouds(3, torch.float64)
+    points[1, 3, 0] = bad
+    for training in (True, False):  # raw_aug takes another path in training mode
+        rep.train(training)
+        with pytest.raises(ValueError, match=rf"representation '{name}': sample 1: NaN or infinite coordinates"):
+            rep(points)

@@ -149,3 +149,71 @@ def test_searchers_and_schedulers_are_real_tune_objects(tiny_config):
     kinds = {"fifo": FIFOScheduler, "asha": ASHAScheduler, "median_stop": MedianStoppingRule}
     for name, kind in kinds.items():
         assert isinstance(scheduler(sweep(tiny_config, scheduler={"name": name})), kind)
+
+
+def load_sweep(tmp_path, tiny_config, **fields) -> SweepConfig:
+    """Load a sweep from a file, as `geosweep validate` does: errors come as ConfigError naming the field."""
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump({"name": "t", "base": tiny_config, **fields}))
+    return load_sweep_config(path)
+
+
+def test_a_metric_no_task_logs_is_refused(tmp_path, tiny_config):
+    assert load_sweep(tmp_path, tiny_config, metric="train_loss", mode="min").metric == "train_loss"
+    with pytest.raises(
+        ConfigError, match=r"metric: 'val_accuracy' is not logged .*'classification'; expected .*val_acc"
+    ):
+        load_sweep(tmp_path, tiny_config, metric="val_accuracy")
+    tsp = yaml.safe_load((REPO_ROOT / "configs" / "train" / "tsp20_am_tinv.yaml").read_text())
+    with pytest.raises(ConfigError, match=r"metric: 'val_acc' .* task 'tsp'; expected .*val_gap"):
+        load_sweep(tmp_path, tsp, metric="val_acc")
+
+
+@pytest.mark.parametrize("scheduler", ["asha", "median_stop"])
+def test_a_grace_period_longer_than_the_run_is_refused(tmp_path, tiny_config, scheduler):
+    assert load_sweep(tmp_path, tiny_config, scheduler={"name": scheduler, "grace_period": 2})  # 2 epochs: fits
+    with pytest.raises(ConfigError, match=r"scheduler.grace_period: 3 is more than base.epochs \(2\)"):
+        load_sweep(tmp_path, tiny_config, scheduler={"name": scheduler, "grace_period": 3})
+
+
+@pytest.mark.parametrize(
+    "domain, expected",
+    [
+        ({"loguniform": [1e-4, float("inf")]}, "bounds must be finite"),
+        ({"loguniform": [float("nan"), 1e-2]}, "bounds must be finite"),
+        ({"uniform": [float("-inf"), 0.1]}, "bounds must be finite"),
+        ({"loguniform": [0.0, 1e-2]}, "loguniform bounds must be positive"),
+        ({"loguniform": [-1e-3, 1e-2]}, "loguniform bounds must be positive"),
+    ],
+)
+def test_non_finite_or_non_positive_bounds_name_the_space_path(tmp_path, tiny_config, domain, expected):
+    with pytest.raises(ConfigError, match=rf"space.optimizer.lr: {expected}"):
+        load_sweep(tmp_path, tiny_config, space={"optimizer.lr": domain})
+
+
+def test_duplicate_keys_in_a_sweep_are_refused(tmp_path, tiny_config):
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(tiny_config))
+    (tmp_path / "s.yaml").write_text("name: s\nbase: base.yaml\nmetric: val_acc\nmetric: test_acc\n")
+    with pytest.raises(ConfigError, match=r"s.yaml: line 4: duplicate key 'metric' \(first given on line 3\)"):
+        load_sweep_config(tmp_path / "s.yaml")
+    (tmp_path / "s.yaml").write_text("name: s\nbase: base.yaml\n")
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(tiny_config) + "epochs: 3\n")
+    with pytest.raises(ConfigError, match=r"base.yaml: line \d+: duplicate key 'epochs'"):
+        load_sweep_config(tmp_path / "s.yaml")
+
+
+def test_validate_says_how_many_trials_it_did_not_check(tmp_path, tiny_config, monkeypatch, capsys):
+    import functools
+
+    import geosweep.sweep.config
+    from geosweep.cli import main
+
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(tiny_config))
+    space = {"seed": {"grid": [0, 1, 2]}, "optimizer.lr": {"uniform": [0.001, 0.01]}}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump({"name": "s", "base": "base.yaml", "space": space}))
+    assert main(["validate", str(tmp_path / "s.yaml")]) == 0
+    assert capsys.readouterr().out.strip().endswith("ok (6 of 6 trial configurations checked)")
+    limited = functools.partial(geosweep.sweep.config.validate_every_trial, limit=4)  # the real limit is 10,000
+    monkeypatch.setattr(geosweep.sweep.config, "validate_every_trial", limited)
+    assert main(["validate", str(tmp_path / "s.yaml")]) == 0
+    assert "ok (4 of 6 trial configurations checked; the other 2 were not checked)" in capsys.readouterr().out

@@ -32,3 +32,21 @@ def test_an_amortised_label_smoothing_passed_by_name_overrides_the_configured_on
 def test_num_correct_counts_argmax_hits():
     logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [3.0, 1.0]])
     assert Classification.num_correct(logits, torch.tensor([0, 1, 1])).item() == 2
+
+
+def test_a_batch_larger_than_a_file_datasets_training_split_names_batch_size(tmp_path, tiny_config):
+    import h5py
+    import numpy as np
+
+    from geosweep.config import parse_run_config
+
+    # A 6-cloud release: its size is known only once read, so validation lets the config through.
+    for split in ("train", "test"):
+        with h5py.File(tmp_path / f"{split}.h5", "w") as h5:
+            h5.create_dataset("data", data=np.random.default_rng(0).standard_normal((6, 16, 3)).astype(np.float32))
+            h5.create_dataset("label", data=np.arange(6)[:, None] % 2)
+        (tmp_path / f"{split}_files.txt").write_text(f"{split}.h5\n")
+    dataset = {"name": "modelnet40", "kwargs": {"path": str(tmp_path), "num_points": 16, "val_fraction": 0.0}}
+    config = parse_run_config({**tiny_config, "dataset": dataset, "batch_size": 4, "representation": {"name": "raw"}})
+    with pytest.raises(ValueError, match=r"batch_size: 4 per worker x 2 workers is more than the 6 training clouds"):
+        Classification().setup(config, rank=0, world_size=2, device=torch.device("cpu"))

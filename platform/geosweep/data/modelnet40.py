@@ -22,13 +22,18 @@ import numpy as np
 from pydantic import AfterValidator, Field
 
 from geosweep import random_streams
-from geosweep.data.sources import check_source, local_copy
+from geosweep.data.sources import check_local_dir, check_source, local_copy
 from geosweep.data.splits import SPLITS, PointCloudSplits, Split
 from geosweep.registry import DATASETS
 
 _PATH_FIELD = "dataset.kwargs.path"
-# A URI's scheme is checked when the config is validated, before Ray starts; nothing is fetched then.
-_ReleasePath = Annotated[str, AfterValidator(partial(check_source, field=_PATH_FIELD))]
+# A URI's scheme, or a local directory's existence, is checked when the config is validated, before Ray
+# starts; nothing is fetched then.
+_ReleasePath = Annotated[
+    str,
+    AfterValidator(partial(check_source, field=_PATH_FIELD)),
+    AfterValidator(partial(check_local_dir, field=_PATH_FIELD, create=False)),
+]
 
 
 def _listed_files(directory: Path, list_name: str) -> list[Path]:

@@ -52,6 +52,44 @@ def check_source(source: str, *, field: str) -> str:
     return source
 
 
+def is_uri(source: str) -> bool:
+    """Whether `source` is a URI (`s3://...`) rather than a local path."""
+    return bool(_URI.match(source))
+
+
+def check_local_dir(source: str, *, field: str, create: bool) -> str:
+    """Check, without touching the network, that a local directory can serve: it exists, or can be made.
+
+    A URI passes unchecked (it is read, never written, and only the nodes that fetch it can see it).
+
+    Args:
+        source: the directory, a local path (`~` expanded) or a URI.
+        field: the config field that holds it, for the error message.
+        create: False: the directory must exist (data to read). True: it must be
+            a writable directory, or its nearest existing parent one it can be made in.
+
+    Returns:
+        `source`, unchanged (so it can serve as a pydantic validator).
+
+    Raises:
+        ValueError: naming `field`, the path and what was expected.
+    """
+    if is_uri(source):
+        return source
+    path = Path(source).expanduser()
+    if not create:
+        if not path.is_dir():
+            raise ValueError(f"{field}: directory {source!r} does not exist")
+        return source
+    existing = next(p for p in (path, *path.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise ValueError(f"{field}: {source!r}: {existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        what = "directory is not writable" if existing == path else f"cannot be created: {existing} is not writable"
+        raise ValueError(f"{field}: {source!r}: {what}")
+    return source
+
+
 def local_copy(source: str, *, field: str, cache_dir: str | Path | None = None) -> Path:
     """A local directory (or file) holding the content of `source`, fetched into the cache if it is a URI.
 

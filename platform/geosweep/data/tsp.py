@@ -14,14 +14,16 @@ import os
 import tempfile
 import zipfile
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 
 import numpy as np
 import torch
-from pydantic import Field, PositiveInt
+from pydantic import AfterValidator, Field, PositiveInt
 
 from geosweep import random_streams
+from geosweep.data.sources import check_local_dir
 from geosweep.data.tours import InvalidTourError, check_tours, lkh_tours, tour_length
 from geosweep.registry import DATASETS
 
@@ -29,6 +31,8 @@ from geosweep.registry import DATASETS
 # 2: instances drawn from the named random streams "tsp.val" and "tsp.test".
 FORMAT_VERSION = 2
 VARIANTS = ("rotated", "reflected", "translated", "scaled", "all")
+# The set files are written on first use: the directory may be absent, but must be creatable (checked before Ray).
+_DataDir = Annotated[str, AfterValidator(partial(check_local_dir, field="dataset.kwargs.data_dir", create=True))]
 
 
 def random_instances(rng: np.random.Generator, size: int, num_nodes: int) -> np.ndarray:
@@ -259,7 +263,7 @@ def tsp(
     val_seed: Annotated[int, Field(ge=0)] = 4321,
     test_seed: Annotated[int, Field(ge=0)] = 1234,
     reference: Literal["lkh", "none"] = "lkh",
-    data_dir: str | None = None,
+    data_dir: _DataDir | None = None,
 ) -> TSPData:
     """Random Euclidean TSP in the unit square (Kool et al. 2019): fixed val/test sets, fresh training instances.
 

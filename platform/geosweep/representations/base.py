@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor
+
+from geosweep.registry import REPRESENTATIONS
 
 SYMMETRIES = frozenset({"translation", "rotation", "reflection", "permutation", "scale"})
 
@@ -45,6 +47,23 @@ class Representation(torch.nn.Module):
             c, the size of the last output axis: d unless a representation says otherwise.
         """
         return dim
+
+    def __call__(self, points: Tensor, *args: Any, **kwargs: Any) -> Tensor:
+        """Check the points, then run the module (its `forward`).
+
+        The checks live here, not in each `forward`, so no representation can pass NaN or inf through
+        silently (a centring one would turn a whole cloud into NaN features).
+
+        Raises:
+            ValueError: as `check_points`, or a NaN / infinite coordinate, naming the representation.
+        """
+        try:
+            check_points(points)
+            check_finite(points)
+        except ValueError as err:
+            name = REPRESENTATIONS.name_of(type(self)) or type(self).__name__
+            raise ValueError(f"representation {name!r}: {err}") from None
+        return super().__call__(points, *args, **kwargs)
 
     def forward(self, points: Tensor) -> Tensor:
         """Compute the frames.
@@ -92,6 +111,18 @@ def check_clouds(points: Tensor) -> None:
             f"sample 0: {num_points} points, but {dim}-D clouds need at least {dim + 1} "
             f"(every sample in this batch has N = {num_points})"
         )
+    check_finite(points)
+
+
+def check_finite(points: Tensor) -> None:
+    """Reject a batch with a NaN or infinite coordinate.
+
+    Args:
+        points: (B, N, d) point clouds.
+
+    Raises:
+        ValueError: naming the first offending sample's index.
+    """
     bad = ~torch.isfinite(points).flatten(1).all(dim=1)
     if bad.any():
         raise ValueError(f"sample {int(bad.nonzero()[0])}: NaN or infinite coordinates")

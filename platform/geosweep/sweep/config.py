@@ -18,6 +18,7 @@ gets a meaningless combination.
 from __future__ import annotations
 
 import itertools
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,6 +35,8 @@ from geosweep.config import (
     read_yaml_mapping,
     set_values,
 )
+from geosweep.registry import TASKS
+from geosweep.tasks.base import LOOP_METRICS
 
 
 class Domain(StrictModel):
@@ -52,10 +55,13 @@ class Domain(StrictModel):
             raise ValueError(
                 f"give exactly one of grid, choice, uniform, loguniform, randint (got {set_fields or 'none'})"
             )
-        bounds = self.uniform or self.loguniform or self.randint
+        continuous = self.uniform or self.loguniform
+        if continuous is not None and not all(math.isfinite(bound) for bound in continuous):
+            raise ValueError(f"bounds must be finite numbers, got {list(continuous)}")
+        bounds = continuous or self.randint
         if bounds is not None and not bounds[0] < bounds[1]:
             raise ValueError(f"bounds must be [low, high] with low < high, got {list(bounds)}")
-        if self.loguniform is not None and self.loguniform[0] <= 0:
+        if self.loguniform is not None and min(self.loguniform) <= 0:
             raise ValueError(f"loguniform bounds must be positive, got {list(self.loguniform)}")
         return self
 
@@ -118,6 +124,26 @@ class SweepConfig(StrictModel):
             )
         return self
 
+    @model_validator(mode="after")
+    def _metric_is_logged(self) -> SweepConfig:
+        logged = (*LOOP_METRICS, *TASKS.get(self.base.task.name).epoch_metrics)
+        if self.metric not in logged:
+            raise ValueError(
+                f"metric: {self.metric!r} is not logged every epoch by task {self.base.task.name!r}; "
+                f"expected one of {', '.join(logged)}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _grace_period_within_epochs(self) -> SweepConfig:
+        # Tune's schedulers assert this only once the sweep is running, after its MLflow parent run exists.
+        if self.scheduler.name != "fifo" and self.scheduler.grace_period > self.base.epochs:
+            raise ValueError(
+                f"scheduler.grace_period: {self.scheduler.grace_period} is more than base.epochs "
+                f"({self.base.epochs}); expected at most {self.base.epochs}"
+            )
+        return self
+
 
 def load_sweep_config(path: str | Path, overrides: list[str] = ()) -> SweepConfig:
     """Read a sweep YAML (base given inline or as a path relative to the file) and validate it.
@@ -141,8 +167,26 @@ def trial_config(sweep: SweepConfig, assignment: dict[str, Any]) -> RunConfig:
     return parse_run_config(raw, source=f"sweep {sweep.name!r}, trial {assignment}")
 
 
+def _checked_axes(sweep: SweepConfig) -> list[list[tuple[str, Any]]]:
+    """Per space path, the values validation tries: every grid or choice value, a continuous domain's bounds."""
+    axes = []
+    for path, domain in sweep.space.items():
+        values = domain.grid or domain.choice or list(domain.uniform or domain.loguniform or domain.randint)
+        if domain.randint is not None:
+            values = [domain.randint[0], domain.randint[1] - 1]  # randint's upper bound is exclusive
+        axes.append([(path, value) for value in values])
+    return axes
+
+
+def count_trial_configurations(sweep: SweepConfig) -> int:
+    """How many configurations `validate_every_trial` would check without a limit."""
+    return math.prod(len(axis) for axis in _checked_axes(sweep))
+
+
 def validate_every_trial(sweep: SweepConfig, limit: int = 10_000) -> int:
     """Build the run config of every trial the space can produce (continuous domains at both bounds).
+
+    Only the first `limit` combinations are built; compare with `count_trial_configurations`.
 
     Returns:
         How many configurations were checked.
@@ -150,14 +194,8 @@ def validate_every_trial(sweep: SweepConfig, limit: int = 10_000) -> int:
     Raises:
         ConfigError: for the first trial whose config is invalid, naming its values.
     """
-    axes = []
-    for path, domain in sweep.space.items():
-        values = domain.grid or domain.choice or list(domain.uniform or domain.loguniform or domain.randint)
-        if domain.randint is not None:
-            values = [domain.randint[0], domain.randint[1] - 1]  # randint's upper bound is exclusive
-        axes.append([(path, value) for value in values])
     checked = 0
-    for combination in itertools.islice(itertools.product(*axes), limit):
+    for combination in itertools.islice(itertools.product(*_checked_axes(sweep)), limit):
         trial_config(sweep, dict(combination))
         checked += 1
     return checked

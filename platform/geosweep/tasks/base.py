@@ -9,13 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import torch
 
 if TYPE_CHECKING:
     from geosweep.config import RunConfig
     from geosweep.model import Model
+
+
+# What the shared epoch loop (train/training.py) reports for every task, every epoch.
+LOOP_METRICS = ("train_loss", "epoch_seconds", "samples_per_sec")
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,9 @@ class Task(Protocol):
     """One task's training on one rank; built identically on every rank from the same seed."""
 
     grad_clip: float | None  # gradient-norm clipping of every step, or None
+    # The task's own per-epoch metrics (evaluate()'s keys, `train_` + loss()'s); a sweep may stop and rank on
+    # these and LOOP_METRICS.
+    epoch_metrics: ClassVar[tuple[str, ...]]
 
     def setup(self, config: RunConfig, rank: int, world_size: int, device: torch.device) -> Model:
         """Build this rank's data and the run's one model (on the CPU; the loop moves and wraps it)."""

@@ -33,6 +33,7 @@ class Classification:
     """
 
     grad_clip = None
+    epoch_metrics = ("val_acc", "test_acc")  # evaluate()'s keys
 
     def __init__(self, label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.0) -> None:
         self.label_smoothing = label_smoothing
@@ -59,6 +60,14 @@ class Classification:
         """Every rank generates the same splits (the canonical pose is kept for the robustness table)."""
         self.config, self.rank, self.world_size, self.device = config, rank, world_size, device
         self.canonical = DATASETS.build(config.dataset.name, config.dataset.kwargs, seed=config.seed)
+        # A file dataset's size is known only now. Each rank drops its last partial batch: a batch larger than
+        # its shard would leave no training step at all, and the epoch's means would divide by zero.
+        train_size = len(self.canonical.train.labels)
+        if config.batch_size * world_size > train_size:
+            raise ValueError(
+                f"batch_size: {config.batch_size} per worker x {world_size} workers is more than the {train_size} "
+                f"training clouds of dataset {config.dataset.name!r}; expected at most {train_size // world_size}"
+            )
         rotation = config.dataset.rotation
         data = apply_rotation_protocols(self.canonical, rotation.train, rotation.test, seed=config.seed)
         self.model = build_model(config, dim=data.dim, out_dim=data.num_classes)
