@@ -33,12 +33,13 @@ def test_no_two_streams_coincide_for_any_seed():
 def test_a_stream_is_reproducible_and_draws_differ_between_names():
     assert np.array_equal(generator("tsp.test", 1234).random(8), generator("tsp.test", 1234).random(8))
     assert not np.array_equal(generator("tsp.test", 1234).random(8), generator("tsp.variant", 1234, 2).random(8))
-    assert torch_seed("torch.rank", 5, 1) == torch_seed("torch.rank", 5, 1) != torch_seed("torch.rank", 5, 0)
-    assert 0 <= torch_seed("torch.rank", 2**63 + 7, 3) < 2**63
+    assert torch_seed("torch.rank", 5, 1, 1) == torch_seed("torch.rank", 5, 1, 1) != torch_seed("torch.rank", 5, 0, 1)
+    assert torch_seed("torch.rank", 5, 1, 1) != torch_seed("torch.rank", 5, 1, 2)  # each epoch its own draws
+    assert 0 <= torch_seed("torch.rank", 2**63 + 7, 3, 1) < 2**63
 
 
 def test_unknown_names_and_wrong_keys_are_errors():
     with pytest.raises(KeyError, match="unknown random stream 'tsp.tset'"):
         generator("tsp.tset", 1)
-    with pytest.raises(ValueError, match=r"takes keys \('rank',\)"):
-        generator("tsp.train", 1)
+    with pytest.raises(ValueError, match=r"takes keys \('rank', 'epoch'\)"):
+        generator("tsp.train", 1, 0)

@@ -26,12 +26,14 @@ STREAMS: dict[str, tuple[str, ...]] = {
     "robustness.rotation": ("protocol",),  # the test clouds rotated by each protocol at the end
     "tsp.val": (),  # the fixed validation instances
     "tsp.test": (),  # the fixed test instances
-    "tsp.train": ("rank",),  # fresh training instances, per rank
+    # Streams a run draws from while it trains start afresh each epoch, keyed by it: a run resumed from
+    # a checkpoint continues them exactly, with no generator state in the checkpoint.
+    "tsp.train": ("rank", "epoch"),  # fresh training instances, per rank
     "tsp.random_tours": (),  # random tours: the floor the untrained policy is compared with
     "tsp.variant": ("variant",),  # the similarity applied to each test instance, per variant
     "tsp.baseline_eval": ("version",),  # the rollout baseline's held-out instances, per baseline version
-    "amortised.hyperparam": ("rank",),  # the hyperparameter value drawn for each batch
-    "torch.rank": ("rank",),  # torch's global generator on each rank once the model is built
+    "amortised.hyperparam": ("rank", "epoch"),  # the hyperparameter value drawn for each batch
+    "torch.rank": ("rank", "epoch"),  # torch's global generator on each rank (dropout, stochastic frames)
 }
 
 

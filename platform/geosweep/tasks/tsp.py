@@ -42,6 +42,8 @@ class TSP:
         grad_clip: gradient-norm clipping (Kool et al. use 1.0).
     """
 
+    epoch_metrics = ("val_tour_len", "val_gap", "train_tour_len")  # evaluate()'s keys, and loss()'s tour_len
+
     def __init__(
         self,
         baseline: Literal["rollout", "exponential"] = "rollout",
@@ -67,11 +69,10 @@ class TSP:
     # --- training recipe (see tasks/base.py's Task)
 
     def setup(self, config: RunConfig, rank: int, world_size: int, device: torch.device) -> TourModel:
-        """The fixed val/test sets (the same on every rank), the policy, this rank's stream and the baseline."""
+        """The fixed val/test sets (the same on every rank), the policy and the baseline."""
         self.config, self.rank, self.world_size, self.device = config, rank, world_size, device
         self.data: TSPData = DATASETS.build(config.dataset.name, config.dataset.kwargs, seed=config.seed)
         self.model: TourModel = build_model(config, dim=2)
-        self.rng = random_streams.generator("tsp.train", config.seed, rank)
         if self.baseline_name == "rollout":
             self.baseline = RolloutBaseline(
                 self.model, self.data.sample_train, self.baseline_eval_size, self.t_test_alpha, config.seed
@@ -96,9 +97,10 @@ class TSP:
         }
 
     def batches(self, epoch: int) -> Iterator[Batch]:
-        """`steps_per_epoch` batches of fresh instances, tours sampled from the policy."""
+        """`steps_per_epoch` batches of fresh instances (this rank's stream for this epoch), tours sampled."""
+        rng = random_streams.generator("tsp.train", self.config.seed, self.rank, epoch)
         for _ in range(self.steps_per_epoch):
-            cities = torch.from_numpy(self.data.sample_train(self.rng, self.config.batch_size)).to(self.device)
+            cities = torch.from_numpy(self.data.sample_train(rng, self.config.batch_size)).to(self.device)
             yield Batch({"cities": cities, "decode": "sample"}, targets=cities)
 
     def loss(

@@ -148,6 +148,19 @@ class EpochLogger:
             self.log_metrics(epoch, metrics)
             self.logged.add(epoch)
 
+    def log_step_once(self, step: int, metrics: dict[str, float]) -> None:
+        """Log a batch at `step` unless an earlier attempt of this run already did (step 0, final metrics).
+
+        The batch's first metric tells: a batch is one write, so it holds all of its metrics or none.
+        """
+        if metrics and step not in {m.step for m in self.client.get_metric_history(self.run_id, next(iter(metrics)))}:
+            self.log_metrics(step, metrics)
+
+    def log_artifact_once(self, path: Path) -> None:
+        """Upload the file at `path` unless the run already holds an artifact of its name."""
+        if path.name not in {artifact.path for artifact in self.client.list_artifacts(self.run_id)}:
+            self.log_artifact(path)
+
     def log_metrics(self, step: int, metrics: dict[str, float]) -> None:
         """Log `metrics` at `step` in one batch."""
         now = int(time.time() * 1000)

@@ -53,8 +53,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         logger.set_tag("ddp.backend", dist.get_backend() if dist.is_initialized() else "none")
     start_epoch = 1
     checkpoint = ray.train.get_checkpoint()
-    if logger and checkpoint is None:
-        logger.log_metrics(0, task.start_metrics())
+    if logger and checkpoint is None:  # an attempt that failed before its first checkpoint may have logged it
+        logger.log_step_once(0, task.start_metrics())
     if checkpoint is not None:
         state = load_state(checkpoint)
         model.load_state_dict(state["model"])
@@ -98,11 +98,11 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
 
     # --- after training (rank 0): the task's final metrics and the final model
     if logger:
-        logger.log_metrics(config.epochs, task.final_metrics())
+        logger.log_step_once(config.epochs, task.final_metrics())
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "model.pt"
             torch.save({"model": model.state_dict(), "config": config.model_dump(mode="json")}, path)
-            logger.log_artifact(path)
+            logger.log_artifact_once(path)
 
 
 def epoch_line(epoch: int, epochs: int, metrics: dict[str, float]) -> str:

@@ -36,14 +36,11 @@ class Training:
     """
 
     def __init__(self, config: RunConfig, rank: int, world_size: int, device: torch.device) -> None:
-        self.config, self.world_size, self.device = config, world_size, device
+        self.config, self.rank, self.world_size, self.device = config, rank, world_size, device
         seed_everything(config.seed)
         self.task: Task = TASKS.build(config.task.name, config.task.kwargs)
         self.model: Model = self.task.setup(config, rank, world_size, device)
         self.optimizer = make_optimizer(config, self.model)
-        # From here on each rank draws its own stream (dropout, stochastic representations, sampling).
-        torch.manual_seed(random_streams.torch_seed("torch.rank", config.seed, rank))
-        self.hyperparam_rng = random_streams.generator("amortised.hyperparam", config.seed, rank)
         self.ddp_model: torch.nn.Module = self.model  # the same model, wrapped by `distribute`
 
     def distribute(self) -> None:
@@ -54,13 +51,17 @@ class Training:
     def train_epoch(self, epoch: int, on_step: OnStep) -> dict[str, float]:
         """One pass over the task's batches; returns the means over all ranks, the throughput, the task's updates."""
         config, task = self.config, self.task
+        # Each rank draws its own streams (dropout, stochastic representations, sampling), started afresh
+        # per epoch: a run resumed at this epoch draws what an uninterrupted one would.
+        torch.manual_seed(random_streams.torch_seed("torch.rank", config.seed, self.rank, epoch))
+        hyperparam_rng = random_streams.generator("amortised.hyperparam", config.seed, self.rank, epoch)
         self.ddp_model.train()
         started = time.perf_counter()
         sums: torch.Tensor | None = None  # loss, then the task's per-step metrics
         steps = 0
         for batch in task.batches(epoch):
             step_started = time.perf_counter()
-            hyperparams = self.model.sample_hyperparams(self.hyperparam_rng)  # {} unless a hypernet amortises one
+            hyperparams = self.model.sample_hyperparams(hyperparam_rng)  # {} unless a hypernet amortises one
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"):
                 outputs = self.ddp_model(**batch.inputs)
             loss, step_metrics = task.loss(outputs, batch.targets, **hyperparams)
