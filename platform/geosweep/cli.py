@@ -2,7 +2,7 @@
 
 geosweep validate CONFIG|SWEEP [--set a.b=value ...]
 geosweep train CONFIG [--set a.b=value ...] [--storage-path PATH]
-geosweep sweep SWEEP [--set a.b=value ...] [--resume]
+geosweep sweep SWEEP [--set a.b=value ...] [--resume [--allow-changes] [--retry-failed]]
 geosweep report EXPERIMENT_OR_SWEEP [-o report.html] [--metric val_acc]
 """
 
@@ -36,7 +36,13 @@ def main(argv: list[str] | None = None) -> int:
 
     sweep = commands.add_parser("sweep", help="run a sweep on Ray Tune; exit status 0 only if every trial succeeded")
     add_config_arguments(sweep)
-    sweep.add_argument("--resume", action="store_true", help="finish the sweep of this name (its driver died)")
+    sweep.add_argument(
+        "--resume", action="store_true", help="finish the latest run of this sweep (its driver died); else a new run"
+    )
+    sweep.add_argument(
+        "--allow-changes", action="store_true", help="with --resume: accept a config that differs from the saved one"
+    )
+    sweep.add_argument("--retry-failed", action="store_true", help="with --resume: run the failed trials again too")
     sweep.add_argument("--ray-logs", action="store_true", help="show Ray Train's own INFO lines on the console too")
 
     report = commands.add_parser(
@@ -94,7 +100,9 @@ def sweep_command(args: argparse.Namespace) -> int:
         return 0
     from geosweep.sweep.run import run_sweep  # imports Ray Tune: keep `validate` fast
 
-    results, leaderboard = run_sweep(sweep, resume=args.resume)
+    results, leaderboard = run_sweep(
+        sweep, resume=args.resume, allow_changes=args.allow_changes, retry_failed=args.retry_failed
+    )
     print(leaderboard)
     for failure in results.errors:
         print(f"error: trial failed: {str(failure).splitlines()[0]}", file=sys.stderr)

@@ -78,7 +78,7 @@ def build_sweep(uri: str, name: str = "ui-sweep") -> tuple[str, list[str]]:
             },
         }
     )
-    _, parent_run_id = start_parent_run(sweep)
+    parent_run_id = start_parent_run(sweep)
     names = []
     for i, (representation, train, seed) in enumerate(
         itertools.product(REPRESENTATIONS, TRAIN_ROTATIONS, range(SEEDS))
@@ -89,7 +89,7 @@ def build_sweep(uri: str, name: str = "ui-sweep") -> tuple[str, list[str]]:
         trial_id = f"run_trial_{i:05d}"
         names.append(f"{name}-{trial_id}")
         tags = {"mlflow.parentRunId": parent_run_id, "sweep.name": name, "sweep.trial_id": trial_id}
-        _, run_id = start_run(config, names[-1], tags, reuse_by=("sweep.name", "sweep.trial_id"))
+        _, run_id = start_run(config, names[-1], tags, reuse_by=("mlflow.parentRunId", "sweep.trial_id"))
         logger = EpochLogger(uri, run_id)
         failed = (representation, train, seed) == ("raw", "so3", 1)
         for epoch in range(1, 1 if failed else config.epochs + 1):

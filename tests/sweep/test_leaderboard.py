@@ -20,7 +20,7 @@ def test_the_driver_ends_stopped_and_failed_trial_runs_and_logs_the_leaderboard(
     sweep = SweepConfig.model_validate(
         {"name": "board", "base": base.model_dump(mode="json"), "space": {"optimizer.lr": {"grid": [0.1, 0.01, 0.001]}}}
     )
-    _, parent_run_id = start_parent_run(sweep)
+    parent_run_id = start_parent_run(sweep)
     client = MlflowClient(uri)
     experiment = client.get_run(parent_run_id).info.experiment_id
     # As Tune left them: a finished trial, one the scheduler stopped (its driver ended mid-run, its run still

@@ -5,11 +5,14 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import ray
 import yaml
 from mlflow.tracking import MlflowClient
+
+from geosweep import cli
 
 pytestmark = pytest.mark.integration
 
@@ -73,3 +76,59 @@ def test_resume_finishes_the_sweep_without_rerunning_finished_trials(tiny_config
         assert [m.step for m in client.get_metric_history(run.info.run_id, "train_loss")] == [1, 2, 3], trial
         if trial in finished_before:
             assert run.info.end_time == finished_before[trial], f"finished trial {trial} was run again"
+
+
+def parents(uri: str) -> list:
+    client = MlflowClient(uri)
+    runs = client.search_runs(
+        [client.get_experiment_by_name("tests").experiment_id], order_by=["attributes.start_time"]
+    )
+    return [run for run in runs if run.data.tags.get("sweep.parent") == "true"]
+
+
+def leaderboard_of(uri: str, run_id: str) -> str:
+    return Path(MlflowClient(uri).download_artifacts(run_id, "leaderboard.md")).read_text()
+
+
+def test_resume_refuses_what_it_cannot_trust_retries_failed_trials_and_a_rerun_gets_its_own_parent(
+    ray_local, mlflow_uri, tiny_config, tmp_path, capsys
+):
+    tiny_config.update(epochs=1, scaling={"num_workers": 1, "cpus_per_worker": 0.9})
+    tiny_config["representation"] = {"name": "geodesic_mds", "kwargs": {"max_points": 16}}  # clouds have 64: fails
+    sweep = {"name": "retry", "base": tiny_config, "storage_path": str(tmp_path / "ray"),
+             "space": {"optimizer.lr": {"grid": [1e-3, 2e-3]}}}  # fmt: skip  # the sweep in two lines
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(sweep))
+    assert cli.main(["sweep", str(path)]) == 1  # both trials failed
+    (first,) = parents(mlflow_uri)
+    runs_before = len(child_runs(mlflow_uri))
+
+    # Nothing to resume under another name, and a changed file: refused before anything is recorded.
+    assert cli.main(["sweep", str(path), "--resume", "--set", "name=retyr"]) == 2
+    assert "no sweep 'retyr' to resume" in capsys.readouterr().err
+    fixed = {**sweep, "base": {**tiny_config, "representation": {"name": "geodesic_mds", "kwargs": {"max_points": 64}}}}
+    path.write_text(yaml.safe_dump(fixed))
+    assert cli.main(["sweep", str(path), "--resume"]) == 2
+    assert "base.representation.kwargs.max_points: 16 -> 64" in capsys.readouterr().err
+    assert len(parents(mlflow_uri)) == 1 and len(child_runs(mlflow_uri)) == runs_before
+
+    # Told to, it resumes the same parent with the new values and runs the failed trials again.
+    assert cli.main(["sweep", str(path), "--resume", "--allow-changes", "--retry-failed"]) == 0
+    assert "2 trials, 0 failed" in capsys.readouterr().out
+    (resumed,) = parents(mlflow_uri)
+    assert resumed.info.run_id == first.info.run_id and resumed.info.status == "FINISHED"
+    finished = [r for r in child_runs(mlflow_uri) if r.info.status == "FINISHED"]
+    assert {r.data.tags["mlflow.parentRunId"] for r in finished} == {first.info.run_id} and len(finished) == 2
+    assert "base.representation.kwargs.max_points" in resumed.data.tags["sweep.resumed_with_changes"]
+    # The failed runs stay in MLflow, marked superseded, and leave the leaderboard.
+    superseded = [r for r in child_runs(mlflow_uri) if r.data.tags.get("sweep.superseded") == "true"]
+    assert len(superseded) == 2 and {r.info.status for r in superseded} == {"FAILED"}
+    board = leaderboard_of(mlflow_uri, first.info.run_id)
+    assert board.count("| finished |") == 2 and "failed" not in board
+
+    # Run again without --resume: a new parent of its own; the first keeps its leaderboard.
+    assert cli.main(["sweep", str(path)]) == 0
+    first_parent, second = parents(mlflow_uri)
+    assert second.info.run_id != first.info.run_id == first_parent.info.run_id
+    assert len([r for r in child_runs(mlflow_uri) if r.data.tags["mlflow.parentRunId"] == second.info.run_id]) == 2
+    assert leaderboard_of(mlflow_uri, first.info.run_id) == board

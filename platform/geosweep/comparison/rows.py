@@ -10,6 +10,8 @@ SEED_KEY = "seed"
 # What a sweep trial's fit() raised, one line (its trial driver sets it). A trial the scheduler stopped may raise
 # too, as its workers are torn down: only a failed run's error is its row's.
 ERROR_TAG = "error"
+# A failed trial's run that a resumed sweep ran again as a new trial (--retry-failed): kept, but no longer a row.
+SUPERSEDED_TAG = "sweep.superseded"
 # Params that differ between runs without making them different configurations.
 NOT_AXES = ("tracking.", "cache.")
 # MLflow run status -> row status (a sweep's driver marks the trials its scheduler stopped KILLED).
@@ -72,7 +74,11 @@ def distinguishing_params(runs: list[Run]) -> list[str]:
 
 
 def run_rows(runs: list[Run]) -> list[Row]:
-    """One row per run, its axes the params that tell these runs' configurations apart (see Row)."""
+    """One row per run, its axes the params that tell these runs' configurations apart (see Row).
+
+    Runs tagged SUPERSEDED_TAG (a failed trial that was run again) are left out.
+    """
+    runs = [run for run in runs if run.data.tags.get(SUPERSEDED_TAG) != "true"]
     axes = [*distinguishing_params(runs), SEED_KEY]
     rows = []
     for run in runs:

@@ -8,6 +8,7 @@ drivers would hold every CPU and their workers could never start.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import mlflow.entities
 from mlflow.tracking import MlflowClient
@@ -16,8 +17,8 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule
 
 from geosweep.cluster.admission import TrialDemand
 from geosweep.cluster.preflight import preflight
-from geosweep.comparison.rows import run_rows
-from geosweep.config import RunConfig, set_values
+from geosweep.comparison.rows import SUPERSEDED_TAG, run_rows
+from geosweep.config import ConfigError, RunConfig, flatten, set_values
 from geosweep.ray_local import default_storage_path, ensure_ray
 from geosweep.sweep.config import SweepConfig
 from geosweep.sweep.leaderboard import leaderboard
@@ -78,27 +79,87 @@ def scheduler(sweep: SweepConfig):
     return FIFOScheduler()
 
 
-def start_parent_run(sweep: SweepConfig) -> tuple[str, str]:
-    """The sweep's MLflow parent run (created once, found again on resume)."""
+def start_parent_run(sweep: SweepConfig) -> str:
+    """A new MLflow parent run for this run of the sweep; an earlier run of the same name keeps its own."""
     base: RunConfig = sweep.base
-    uri = resolve_tracking_uri(base.tracking.tracking_uri)
-    client = MlflowClient(uri)
-    experiment = experiment_id(client, base.tracking.experiment)
-    query = f"tags.`sweep.name` = '{sweep.name}' and tags.`sweep.parent` = 'true'"
-    existing = client.search_runs([experiment], filter_string=query, max_results=1)
-    if existing:
-        return uri, existing[0].info.run_id
+    client = MlflowClient(resolve_tracking_uri(base.tracking.tracking_uri))
     tags = {**lineage_tags(base), "sweep.name": sweep.name, "sweep.parent": "true"}
-    run = client.create_run(experiment, run_name=sweep.name, tags=tags)
+    run = client.create_run(experiment_id(client, base.tracking.experiment), run_name=sweep.name, tags=tags)
     client.log_text(run.info.run_id, sweep.model_dump_json(indent=2), "sweep.json")
-    return uri, run.info.run_id
+    return run.info.run_id
 
 
-def run_sweep(sweep: SweepConfig, resume: bool = False) -> tuple[tune.ResultGrid, str]:
-    """Run (or, with `resume`, finish) a sweep; write its leaderboard to the parent run.
+def parent_to_resume(sweep: SweepConfig, tune_path: str, allow_changes: bool) -> str:
+    """The parent run of the latest run of this sweep, once resuming it is known to be safe.
+
+    A refused resume leaves no trace; an accepted one with changes tags the parent with the changed fields.
+
+    Raises:
+        ConfigError: no Tune state at `tune_path` or no parent run (a wrong name or storage_path), or,
+            unless `allow_changes`, a sweep config that differs from the one the sweep started with.
+    """
+    if not tune.Tuner.can_restore(tune_path):
+        raise ConfigError(
+            f"--resume: no sweep {sweep.name!r} to resume: {tune_path} holds no Tune state "
+            "(check the sweep's name and storage_path)"
+        )
+    client = MlflowClient(resolve_tracking_uri(sweep.base.tracking.tracking_uri))
+    experiment = client.get_experiment_by_name(sweep.base.tracking.experiment)
+    query = f"tags.`sweep.name` = '{sweep.name}' and tags.`sweep.parent` = 'true'"
+    latest_first = ["attributes.start_time DESC"]
+    parents = (
+        client.search_runs([experiment.experiment_id], query, max_results=1, order_by=latest_first)
+        if experiment
+        else []
+    )
+    if not parents:
+        raise ConfigError(
+            f"--resume: sweep {sweep.name!r} has no parent run in experiment {sweep.base.tracking.experiment!r} "
+            f"of {sweep.base.tracking.tracking_uri} (check base.tracking)"
+        )
+    saved_json = Path(client.download_artifacts(parents[0].info.run_id, "sweep.json")).read_text()
+    saved = SweepConfig.model_validate_json(saved_json)
+    before, now = flatten(saved), flatten(sweep)
+    changed = sorted(key for key in before.keys() | now.keys() if before.get(key) != now.get(key))
+    if changed and not allow_changes:
+        shown = "; ".join(f"{key}: {before.get(key, '-')} -> {now.get(key, '-')}" for key in changed)
+        raise ConfigError(
+            f"--resume: the sweep differs from the one that started: {shown}. Unfinished trials would mix "
+            "both; resume with --allow-changes to use the new values, or restore the old file"
+        )
+    if changed:  # unfinished trials keep the params they started with in MLflow: the parent says what changed
+        client.set_tag(parents[0].info.run_id, "sweep.resumed_with_changes", ", ".join(changed)[:500])
+    return parents[0].info.run_id
+
+
+def supersede_failed_trials(client: MlflowClient, parent_run_id: str) -> None:
+    """Tag the sweep's failed trial runs as superseded: Tune runs each failed trial again as a new trial.
+
+    The runs stay in MLflow; the leaderboard and the report leave them out (comparison.rows.SUPERSEDED_TAG).
+    """
+    for run in trial_runs(client, parent_run_id):
+        if run.info.status == "FAILED":
+            client.set_tag(run.info.run_id, SUPERSEDED_TAG, "true")
+
+
+def run_sweep(
+    sweep: SweepConfig, resume: bool = False, allow_changes: bool = False, retry_failed: bool = False
+) -> tuple[tune.ResultGrid, str]:
+    """Run a sweep (a new parent run each time), or with `resume` finish its latest run; write its leaderboard.
+
+    Args:
+        sweep: the sweep.
+        resume: finish the latest run of this sweep (its driver died): finished trials keep their
+            results, unfinished ones continue from their last checkpoint.
+        allow_changes: with `resume`, accept a sweep config that differs from the one it started with.
+        retry_failed: with `resume`, run the trials that failed again too.
 
     Returns:
         Tune's result grid (failed trials are in `.errors`) and the leaderboard as markdown.
+
+    Raises:
+        ConfigError: the sweep cannot run on this cluster, or cannot be resumed (see parent_to_resume);
+            either way before any MLflow run is created.
     """
     ensure_ray()
     concurrency = admitted_trials(sweep)  # before anything is recorded: a sweep that cannot run leaves no trace
@@ -108,7 +169,8 @@ def run_sweep(sweep: SweepConfig, resume: bool = False) -> tuple[tune.ResultGrid
     storage = sweep.storage_path or default_storage_path() or os.path.expanduser("~/ray_results")
     resolved = {"base.tracking.tracking_uri": uri, "storage_path": storage}
     sweep = SweepConfig.model_validate(set_values(sweep.model_dump(mode="json"), resolved))
-    uri, parent_run_id = start_parent_run(sweep)
+    tune_path = f"{storage.rstrip('/')}/{sweep.name}"
+    parent_run_id = parent_to_resume(sweep, tune_path, allow_changes) if resume else start_parent_run(sweep)
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, sweep=sweep.model_dump(mode="json"), parent_run_id=parent_run_id),
         dict(trial_demand(sweep).driver),
@@ -116,7 +178,9 @@ def run_sweep(sweep: SweepConfig, resume: bool = False) -> tuple[tune.ResultGrid
     # Restore too: a restored sweep keeps its saved reporter, which needs the output engine the view selects.
     with progress_view(sweep.name, sweep.base.epochs, sweep.progress_interval_s) as output:
         if resume:  # finished trials keep their results; unfinished ones continue from their last checkpoint
-            tuner = tune.Tuner.restore(f"{storage.rstrip('/')}/{sweep.name}", trainable, resume_unfinished=True)
+            if retry_failed:
+                supersede_failed_trials(MlflowClient(uri), parent_run_id)
+            tuner = tune.Tuner.restore(tune_path, trainable, resume_unfinished=True, restart_errored=retry_failed)
         else:
             tuner = tune.Tuner(
                 trainable,

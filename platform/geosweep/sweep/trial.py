@@ -26,7 +26,7 @@ def run_trial(sampled: dict[str, Any], sweep: dict[str, Any], parent_run_id: str
     trial_id = tune.get_context().get_trial_id()
     # A trial that finished just before its sweep's driver died may not be marked done in
     # Tune's saved state: its finished MLflow run says so, and it is reported, not retrained.
-    done = finished_run_metrics(config, {"sweep.name": spec.name, "sweep.trial_id": trial_id})
+    done = finished_run_metrics(config, {"mlflow.parentRunId": parent_run_id, "sweep.trial_id": trial_id})
     if done is not None:
         tune.report({**done, "epoch": config.epochs})
         return
@@ -36,7 +36,7 @@ def run_trial(sampled: dict[str, Any], sweep: dict[str, Any], parent_run_id: str
             storage_path=spec.storage_path,
             run_name=f"{spec.name}-{trial_id}",  # deterministic: a resumed trial finds its Train run and MLflow run
             tags={"mlflow.parentRunId": parent_run_id, "sweep.name": spec.name, "sweep.trial_id": trial_id},
-            reuse_by=("sweep.name", "sweep.trial_id"),
+            reuse_by=("mlflow.parentRunId", "sweep.trial_id"),  # this sweep run's trial, not a namesake's
             callbacks=[TuneReportCallback()],
         )
     except Exception as error:
