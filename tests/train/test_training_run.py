@@ -14,7 +14,7 @@ from mlflow.tracking import MlflowClient
 from geosweep import cli
 from geosweep.config import parse_run_config
 from geosweep.ray_local import RAY_LOGS_ENV
-from geosweep.train.launch import REPORT_POLL_S, run_training
+from geosweep.train.launch import REPORT_POLL_ENV, REPORT_POLL_S, run_training
 
 pytestmark = pytest.mark.integration
 
@@ -35,7 +35,7 @@ def test_local_ray_binds_loopback(ray_local):
 def test_two_worker_run_records_params_metrics_tags_artifacts(
     ray_local, mlflow_uri, tiny_config, tmp_path, monkeypatch
 ):
-    monkeypatch.delenv("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", raising=False)  # the platform's default, not a user's
+    monkeypatch.delenv(REPORT_POLL_ENV, raising=False)  # the platform's default, not a user's
 
     class ControllerEnvironment(ray.train.UserCallback):  # local: pickled by value into the controller's process
         """Runs in Train's controller process: writes down the report-poll interval that process was given."""
@@ -44,14 +44,14 @@ def test_two_worker_run_records_params_metrics_tags_artifacts(
             self.path = path
 
         def after_report(self, run_context, metrics, checkpoint) -> None:
-            self.path.write_text(os.environ.get("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "unset"))
+            self.path.write_text(os.environ.get(REPORT_POLL_ENV, "unset"))
 
     config = parse_run_config(tiny_config)
     seen = tmp_path / "controller-interval"
     result = run_training(config, storage_path=tmp_path / "ray", callbacks=[ControllerEnvironment(seen)])
     assert result.error is None
     # Train's controller drains reports this often, not every 2 s: a short epoch is not held back by it.
-    assert seen.read_text() == REPORT_POLL_S["RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"]
+    assert seen.read_text() == REPORT_POLL_S
 
     client, run = only_run(mlflow_uri, "tests")
     assert run.info.status == "FINISHED"

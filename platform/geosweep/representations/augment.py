@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from geosweep.registry import REPRESENTATIONS
-from geosweep.representations.base import Representation, check_points
+from geosweep.representations.base import Representation
 
 
 def random_rotations(batch: int, dim: int, group: Literal["z", "so3"], like: Tensor) -> Tensor:
@@ -69,7 +69,6 @@ class RawAugmented(Representation):
         Returns:
             (B, 1, N, d) coordinates, same dtype as `points`.
         """
-        check_points(points)
         centred = points - points.mean(dim=1, keepdim=True)
         if self.training:
             rot = random_rotations(points.shape[0], points.shape[-1], self.group, points)

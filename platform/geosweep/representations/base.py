@@ -91,27 +91,39 @@ def check_points(points: Tensor) -> None:
 
 
 def check_clouds(points: Tensor) -> None:
-    """`check_points`, plus reject clouds no principal-axis or MDS frame can be built from.
-
-    Fewer than d + 1 points cannot span d dimensions, which is a data bug far more
-    often than an intended shape. Degenerate but finite clouds (all points equal,
-    collinear, coplanar) are accepted: their null-space columns come out zero.
+    """All of a representation's input checks, for code that takes clouds outside a representation's call.
 
     Args:
-        points: the tensor passed to `Representation.forward`.
+        points: (B, N, d) point clouds.
 
     Raises:
         ValueError: on a wrong shape, fewer than d + 1 points, or a NaN / infinite
             coordinate, naming the first offending sample's index.
     """
     check_points(points)
+    check_enough_points(points)
+    check_finite(points)
+
+
+def check_enough_points(points: Tensor) -> None:
+    """Reject clouds no principal-axis or MDS frame can be built from (shape and values checked already).
+
+    Fewer than d + 1 points cannot span d dimensions, which is a data bug far more
+    often than an intended shape. Degenerate but finite clouds (all points equal,
+    collinear, coplanar) are accepted: their null-space columns come out zero.
+
+    Args:
+        points: (B, N, d) point clouds.
+
+    Raises:
+        ValueError: fewer than d + 1 points.
+    """
     batch, num_points, dim = points.shape
     if batch and num_points < dim + 1:
         raise ValueError(
             f"sample 0: {num_points} points, but {dim}-D clouds need at least {dim + 1} "
             f"(every sample in this batch has N = {num_points})"
         )
-    check_finite(points)
 
 
 def check_finite(points: Tensor) -> None:

@@ -11,7 +11,7 @@ from torch import Tensor
 from geosweep.registry import REPRESENTATIONS
 from geosweep.representations.base import (
     Representation,
-    check_clouds,
+    check_enough_points,
     pca_invariances,
     principal_axes,
     scale_divisor,
@@ -67,7 +67,7 @@ class FrameAveraging(Representation):
         Raises:
             ValueError: as `check_clouds`.
         """
-        check_clouds(points)
+        check_enough_points(points)  # shape and finite values: Representation.__call__
         centred, _, axes = principal_axes(points)
         signs = self._sign_vectors(axes)  # (B, F, d)
         if self.stochastic and self.training:

@@ -22,7 +22,7 @@ from scipy.spatial.distance import cdist
 from torch import Tensor
 
 from geosweep.registry import REPRESENTATIONS
-from geosweep.representations.base import Representation, SignRule, check_clouds, column_signs
+from geosweep.representations.base import Representation, SignRule, check_enough_points, column_signs
 
 
 @REPRESENTATIONS.register("geodesic_mds")
@@ -81,7 +81,7 @@ class GeodesicMDS(Representation):
             ValueError: as `check_clouds`; N above `max_points`; a disconnected kNN
                 graph (naming the sample index).
         """
-        check_clouds(points)
+        check_enough_points(points)  # shape and finite values: Representation.__call__
         num_points = points.shape[1]
         if num_points > self.max_points:
             raise ValueError(

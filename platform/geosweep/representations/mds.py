@@ -18,7 +18,7 @@ from geosweep.registry import REPRESENTATIONS
 from geosweep.representations.base import (
     Representation,
     SignRule,
-    check_clouds,
+    check_enough_points,
     column_signs,
     pca_invariances,
     principal_axes,
@@ -79,7 +79,7 @@ class TinvMDS(Representation):
         Raises:
             ValueError: as `check_clouds`.
         """
-        check_clouds(points)
+        check_enough_points(points)  # shape and finite values: Representation.__call__
         centred, _, axes = principal_axes(points)
         y = centred @ axes
         signs = column_signs(y, self.sign_rule)

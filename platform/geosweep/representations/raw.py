@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from geosweep.registry import REPRESENTATIONS
-from geosweep.representations.base import Representation, check_points
+from geosweep.representations.base import Representation
 
 
 @REPRESENTATIONS.register("raw")
@@ -27,5 +27,4 @@ class RawCoordinates(Representation):
         Returns:
             (B, 1, N, d) centred coordinates, same dtype as `points`.
         """
-        check_points(points)
         return (points - points.mean(dim=1, keepdim=True)).unsqueeze(1)

@@ -20,7 +20,7 @@ from geosweep.train.entry import train_loop_per_worker
 # Train V2 hands each report (metrics for Tune, the checkpoint) over on the controller's health check,
 # every 2 s by default: a 0.3 s epoch then costs 2 s. Polled this often, a report waits a fraction of an
 # epoch. A value the user set wins.
-REPORT_POLL_S = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.2"}
+REPORT_POLL_ENV, REPORT_POLL_S = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2"
 
 
 def run_name_for(config: RunConfig) -> str:
@@ -87,6 +87,7 @@ def run_training(
     ensure_ray()
     run_name = run_name or run_name_for(config)
     storage_path = storage_path or default_storage_path()
+    ray_logs = ray_logs_wanted()
     tracking_uri, run_id = start_run(config, run_name, tags, reuse_by)
     if echo:
         print(f"MLflow run {run_id} ({run_name}) in {tracking_uri}", flush=True)
@@ -99,7 +100,7 @@ def run_training(
             "run_id": run_id,
             "run_name": run_name,
             "echo": echo,
-            "ray_logs": ray_logs_wanted(),
+            "ray_logs": ray_logs,
             "inject_failure": inject_failure,
         },
         scaling_config=ray.train.ScalingConfig(
@@ -114,13 +115,13 @@ def run_training(
             failure_config=ray.train.FailureConfig(max_failures=config.failure.max_failures),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=config.failure.checkpoints_to_keep),
             # Ray Train's INFO lines (worker group started, each report) stay in its log files.
-            logging_config=ray.train.LoggingConfig(log_level="INFO" if ray_logs_wanted() else "WARNING"),
+            logging_config=ray.train.LoggingConfig(log_level="INFO" if ray_logs else "WARNING"),
             callbacks=list(callbacks),
         ),
     )
     succeeded = False
     try:
-        with scoped_environ({name: os.environ.get(name, value) for name, value in REPORT_POLL_S.items()}):
+        with scoped_environ({REPORT_POLL_ENV: os.environ.get(REPORT_POLL_ENV, REPORT_POLL_S)}):
             result = trainer.fit()
         succeeded = True
         return result
