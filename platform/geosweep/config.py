@@ -162,6 +162,8 @@ class TrackingSpec(StrictModel):
 
     experiment: str = Field("geosweep", min_length=1)
     tracking_uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else ./mlflow.db
+    # Training goes on while the store is unreachable (writes wait in order); longer than this fails the run.
+    outage_limit_s: float = Field(600.0, gt=0)
 
 
 class RunConfig(StrictModel):

@@ -97,6 +97,7 @@ def build_sweep(uri: str, name: str = "ui-sweep") -> tuple[str, list[str]]:
             logger.log_epoch_once(epoch, {k: v for k, v in metrics.items() if "/" not in k})
         if not failed:
             logger.log_metrics(config.epochs, {k: v for k, v in metrics.items() if "/" in k})
+        logger.close()
         end_run(uri, run_id, succeeded=not failed)
     MlflowClient(uri).set_terminated(parent_run_id, "FAILED")
     return parent_run_id, names

@@ -53,6 +53,7 @@ def run_nightly(suite: SuiteConfig, date: str, out: TextIO = sys.stdout) -> int:
     try:
         results: dict[str, dict[str, float]] = {}
         failures: dict[str, str] = {}
+        tracebacks: dict[str, str] = {}  # stored with the report: an entry that failed for MLflow's sake fails here
         for entry in entries:
             try:
                 run_entry(client, experiment, suite, entry, store.child_tags(parent, suite.name, date, entry.name))
@@ -60,7 +61,7 @@ def run_nightly(suite: SuiteConfig, date: str, out: TextIO = sys.stdout) -> int:
             except Exception as err:  # noqa: BLE001  (any failure of one entry is reported, and the night goes on)
                 traceback.print_exc()
                 failures[entry.name] = error_summary(err)
-                client.log_text(parent, traceback.format_exc(), f"errors/{entry.name}.txt")
+                tracebacks[f"errors/{entry.name}.txt"] = traceback.format_exc()
 
         history = store.past_nights(client, experiment, suite.name, date, set(results), suite.baseline_window)
         comparisons = []
@@ -78,13 +79,15 @@ def run_nightly(suite: SuiteConfig, date: str, out: TextIO = sys.stdout) -> int:
         tags = client.get_run(parent).data.tags
         night = Night(suite.name, date, status, suite.baseline_window, comparisons, failures, tags)
         report = markdown(night)
-        store.finish_night(
-            client, parent, night.status, {"nightly_report.md": report, "nightly_report.html": html_page(night)}
-        )
-    except BaseException:
-        client.set_terminated(parent, "FAILED")  # no status tag: this night is no one's baseline
+        print(report, file=out)  # first: the report is read even where MLflow cannot store it
+        reports = {"nightly_report.md": report, "nightly_report.html": html_page(night), **tracebacks}
+        store.finish_night(client, parent, night.status, reports)
+    except BaseException as error:
+        try:
+            client.set_terminated(parent, "FAILED")  # no status tag: this night is no one's baseline
+        except Exception as tracking_error:  # noqa: BLE001  (the night's own error is the one to raise)
+            error.add_note(f"(and the night's MLflow run {parent} could not be marked FAILED: {tracking_error})")
         raise
-    print(report, file=out)
     return 0 if night.status == "passed" else 1
 
 

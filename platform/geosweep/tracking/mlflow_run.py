@@ -20,6 +20,7 @@ from mlflow.tracking import MlflowClient
 
 import geosweep
 from geosweep.config import RunConfig, dump_yaml, flatten
+from geosweep.tracking.outbox import Outbox
 
 # Without this tag the MLflow 3 UI shows experiments as GenAI ones.
 EXPERIMENT_KIND_TAG = {"mlflow.experimentKind": "custom_model_development"}
@@ -134,42 +135,111 @@ def end_run(uri: str, run_id: str, succeeded: bool) -> None:
 
 
 class EpochLogger:
-    """Rank 0's handle on the run: per-epoch metrics (step = epoch) and artifacts."""
+    """Rank 0's handle on the run: per-epoch metrics (step = epoch) and artifacts, through an outbox.
 
-    def __init__(self, uri: str, run_id: str, marker_metric: str = "train_loss") -> None:
+    Calls return at once; an outbox delivers them in order and rides out an outage
+    of the store (up to `outage_limit_s`). "Once" writes are decided when they are
+    delivered, against what the run then holds, so a restarted attempt never logs
+    an epoch, a step or an artifact twice. `close` waits until everything is delivered.
+    """
+
+    def __init__(
+        self,
+        uri: str,
+        run_id: str,
+        marker_metric: str = "train_loss",
+        *,
+        outage_limit_s: float = 600.0,
+        memory_limit: int = 1000,
+    ) -> None:
         self.client = MlflowClient(uri)
         self.run_id = run_id
-        # Epochs an earlier attempt of this run already logged (read once: rank 0 is the only writer).
-        self.logged = {m.step for m in self.client.get_metric_history(run_id, marker_metric)}
+        self.marker_metric = marker_metric
+        self._logged_epochs: set[int] | None = None  # read from the store at the first delivery
+        self._outbox = Outbox(
+            self._deliver,
+            f"MLflow at {uri} (run {run_id})",
+            outage_limit_s=outage_limit_s,
+            memory_limit=memory_limit,
+        )
+
+    def __enter__(self) -> EpochLogger:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def log_epoch_once(self, epoch: int, metrics: dict[str, float]) -> None:
         """Log an epoch's metrics unless this run already holds that epoch (first write wins)."""
-        if epoch not in self.logged:
-            self.log_metrics(epoch, metrics)
-            self.logged.add(epoch)
+        self._put_metrics(epoch, metrics, once="epoch")
 
     def log_step_once(self, step: int, metrics: dict[str, float]) -> None:
         """Log a batch at `step` unless an earlier attempt of this run already did (step 0, final metrics).
 
         The batch's first metric tells: a batch is one write, so it holds all of its metrics or none.
         """
-        if metrics and step not in {m.step for m in self.client.get_metric_history(self.run_id, next(iter(metrics)))}:
-            self.log_metrics(step, metrics)
+        if metrics:
+            self._put_metrics(step, metrics, once="step")
 
     def log_artifact_once(self, path: Path) -> None:
         """Upload the file at `path` unless the run already holds an artifact of its name."""
-        if path.name not in {artifact.path for artifact in self.client.list_artifacts(self.run_id)}:
-            self.log_artifact(path)
+        self._outbox.put({"kind": "artifact", "path": self._outbox.keep_file(path), "once": True})
 
     def log_metrics(self, step: int, metrics: dict[str, float]) -> None:
         """Log `metrics` at `step` in one batch."""
-        now = int(time.time() * 1000)
-        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+        self._put_metrics(step, metrics, once=None)
 
     def set_tag(self, key: str, value: str) -> None:
         """Set a tag on the run."""
-        self.client.set_tag(self.run_id, key, value)
+        self._outbox.put({"kind": "tag", "key": key, "value": value})
 
     def log_artifact(self, path: Path) -> None:
         """Upload the file at `path` into the run's artifacts."""
-        self.client.log_artifact(self.run_id, str(path))
+        self._outbox.put({"kind": "artifact", "path": self._outbox.keep_file(path), "once": False})
+
+    @property
+    def undelivered(self) -> int:
+        """Writes logged and not yet delivered (the store is slow or down)."""
+        return self._outbox.undelivered
+
+    def close(self) -> None:
+        """Deliver everything logged so far.
+
+        Raises:
+            TrackingUnavailable: the store refused a write or stayed unreachable past the outage limit.
+        """
+        self._outbox.close()
+
+    def _put_metrics(self, step: int, metrics: dict[str, float], once: str | None) -> None:
+        # The timestamp is fixed here: a retried write that did land is then an exact duplicate,
+        # which MLflow's stores keep once.
+        values = {k: float(v) for k, v in metrics.items()}
+        self._outbox.put(
+            {"kind": "metrics", "step": step, "metrics": values, "timestamp": int(time.time() * 1000), "once": once}
+        )
+
+    def _deliver(self, write: dict) -> None:
+        """Perform one queued write (on the outbox's thread; raises while the store is down)."""
+        if write["kind"] == "tag":
+            self.client.set_tag(self.run_id, write["key"], write["value"])
+        elif write["kind"] == "artifact":
+            name = Path(write["path"]).name
+            if not write["once"] or name not in {a.path for a in self.client.list_artifacts(self.run_id)}:
+                self.client.log_artifact(self.run_id, write["path"])
+        elif not self._already_logged(write):
+            stamp, step = write["timestamp"], write["step"]
+            metrics = [Metric(key, value, stamp, step) for key, value in write["metrics"].items()]
+            self.client.log_batch(self.run_id, metrics=metrics)
+            if write["once"] == "epoch":
+                self._logged_epochs.add(step)
+
+    def _already_logged(self, write: dict) -> bool:
+        if write["once"] == "epoch":
+            if self._logged_epochs is None:  # rank 0 is the run's only writer: read once
+                history = self.client.get_metric_history(self.run_id, self.marker_metric)
+                self._logged_epochs = {m.step for m in history}
+            return write["step"] in self._logged_epochs
+        if write["once"] == "step":
+            first = next(iter(write["metrics"]))
+            return write["step"] in {m.step for m in self.client.get_metric_history(self.run_id, first)}
+        return False

@@ -16,13 +16,16 @@ from geosweep.localhost import free_port
 
 
 @contextmanager
-def local_server(workdir: Path, backend_store_uri: str | None = None, timeout_s: float = 120) -> Iterator[str]:
+def local_server(
+    workdir: Path, backend_store_uri: str | None = None, timeout_s: float = 120, port: int | None = None
+) -> Iterator[str]:
     """Serve `backend_store_uri` (default: a fresh SQLite file in `workdir`); yields the server's URI.
 
     Artifacts are proxied into `workdir/artifacts`. The server runs in a session of its
     own, so it and its workers are one process group, stopped together by its PID.
+    Serving the same store on the same `port` again is a server back from an outage.
     """
-    port = free_port()
+    port = port or free_port()
     flags = {
         "host": "127.0.0.1",
         "port": port,

@@ -119,11 +119,22 @@ def run_training(
             callbacks=list(callbacks),
         ),
     )
-    succeeded = False
     try:
         with scoped_environ({REPORT_POLL_ENV: os.environ.get(REPORT_POLL_ENV, REPORT_POLL_S)}):
             result = trainer.fit()
-        succeeded = True
-        return result
-    finally:
-        end_run(tracking_uri, run_id, succeeded)
+    except BaseException as error:
+        close_failed_run(tracking_uri, run_id, error)
+        raise
+    end_run(tracking_uri, run_id, succeeded=True)
+    return result
+
+
+def close_failed_run(tracking_uri: str, run_id: str, error: BaseException) -> None:
+    """Mark the run FAILED; where MLflow cannot be reached, say so on `error` rather than replace it."""
+    try:  # one quick retry: MLflow's default back-off would hold the real error back for minutes
+        with scoped_environ(
+            {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")}
+        ):
+            end_run(tracking_uri, run_id, succeeded=False)
+    except Exception as tracking_error:  # noqa: BLE001  (the training error is the one to raise)
+        error.add_note(f"(and the MLflow run {run_id} could not be marked FAILED: {tracking_error})")

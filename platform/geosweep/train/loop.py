@@ -47,24 +47,28 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     task, model, optimizer = training.task, training.model, training.optimizer
 
     # --- resume from the last checkpoint (after a worker failure)
-    logger = EpochLogger(loop_config["tracking_uri"], loop_config["run_id"]) if rank == 0 else None
+    logger = rank_zero_logger(loop_config, config) if rank == 0 else None
     if logger:
         logger.set_tag("device", str(device))
         logger.set_tag("ddp.backend", dist.get_backend() if dist.is_initialized() else "none")
-    start_epoch = 1
+    start_epoch, start_metrics, history = 1, {}, {}
     checkpoint = ray.train.get_checkpoint()
-    if logger and checkpoint is None:  # an attempt that failed before its first checkpoint may have logged it
-        logger.log_step_once(0, task.start_metrics())
-    if checkpoint is not None:
+    if checkpoint is None:
+        start_metrics = task.start_metrics()
+    else:
         state = load_state(checkpoint)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         task.load_state_dict(state.get("task", {}))  # checkpoints written before tasks had state lack it
         start_epoch = state["epoch"] + 1
+        start_metrics, history = state["start_metrics"], state["history"]
         if logger:
             logger.set_tag("resumed_from_epoch", str(state["epoch"]))
-            # A failure between the checkpoint and MLflow may have lost the last epoch's metrics.
-            logger.log_epoch_once(state["epoch"], state["metrics"])
+    if logger:
+        # An earlier attempt may have died with these still queued (an MLflow outage): each lands once.
+        logger.log_step_once(0, start_metrics)
+        for logged_epoch, logged in history.items():
+            logger.log_epoch_once(logged_epoch, logged)
     training.distribute()
     live = LiveMetrics(config.tracking.experiment, loop_config["run_name"], rank)  # Prometheus, via Ray's agent
 
@@ -77,6 +81,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
                 f"training diverged: non-finite mean loss ({metrics['train_loss']}) in epoch {epoch}"
             )
         metrics |= task.evaluate()
+        history[epoch] = metrics
 
         # --- report (a collective: every rank calls it; rank 0 attaches the checkpoint)
         state = None
@@ -86,7 +91,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
                 "optimizer": optimizer.state_dict(),
                 "task": task.state_dict(),
                 "epoch": epoch,
-                "metrics": metrics,
+                "start_metrics": start_metrics,
+                "history": history,
                 "config": config.model_dump(mode="json"),
             }
         with checkpoint_dir(state) as ray_checkpoint:
@@ -103,6 +109,18 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             path = Path(tmp) / "model.pt"
             torch.save({"model": model.state_dict(), "config": config.model_dump(mode="json")}, path)
             logger.log_artifact_once(path)
+        logger.close()  # everything delivered, or a clear error once the outage limit has passed
+
+
+def rank_zero_logger(loop_config: dict[str, Any], config: RunConfig) -> EpochLogger:
+    """The run's MLflow writer, failing fast per request: its outbox retries, within `outage_limit_s`."""
+    # MLflow's own retries would hold one write for minutes (7 with back-off) and delay recovery by as
+    # much; this process is rank 0's own worker, and a value the user set wins.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+    return EpochLogger(
+        loop_config["tracking_uri"], loop_config["run_id"], outage_limit_s=config.tracking.outage_limit_s
+    )
 
 
 def epoch_line(epoch: int, epochs: int, metrics: dict[str, float]) -> str:
