@@ -196,7 +196,13 @@ def run_sweep(
                     # session, which a reused process's next trial never drains (the trial hangs).
                 ),
                 # output: the progress view, not Tune's table
-                run_config=tune.RunConfig(name=sweep.name, storage_path=storage, **output),
+                run_config=tune.RunConfig(
+                    name=sweep.name,
+                    storage_path=storage,
+                    # A trial whose driver died starts again; its Train run resumes from its last checkpoint.
+                    failure_config=tune.FailureConfig(max_failures=sweep.base.failure.max_failures),
+                    **output,
+                ),
             )
         results = tuner.fit()
     return results, record_leaderboard(sweep, results, MlflowClient(uri), parent_run_id)
