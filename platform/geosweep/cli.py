@@ -4,6 +4,8 @@ geosweep validate CONFIG|SWEEP [--set a.b=value ...]
 geosweep train CONFIG [--set a.b=value ...] [--storage-path PATH]
 geosweep sweep SWEEP [--set a.b=value ...] [--resume [--allow-changes] [--retry-failed]]
 geosweep report EXPERIMENT_OR_SWEEP [-o report.html] [--metric val_acc]
+geosweep list [AXIS]
+geosweep --version
 """
 
 from __future__ import annotations
@@ -15,27 +17,50 @@ from pathlib import Path
 
 import yaml
 
+import geosweep
 from geosweep.config import ConfigError, RunConfig, dump_yaml, load_run_config, load_yaml
+from geosweep.registry import AXES
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run one `geosweep` command; returns its exit status."""
     parser = argparse.ArgumentParser(prog="geosweep", description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action="version", version=f"geosweep {geosweep.__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    validate = commands.add_parser("validate", help="check a config without starting Ray")
-    add_config_arguments(validate)
-    validate.add_argument("--print", action="store_true", help="print the resolved config")
+    def command(name: str, summary: str, example: str) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name, help=summary, description=summary, epilog=f"example:\n  {example}", formatter_class=KeepLayout
+        )
 
-    train = commands.add_parser("train", help="run one training run on Ray Train, tracked in MLflow")
-    add_config_arguments(train)
+    validate = command(
+        "validate", "check a run or sweep config without starting Ray", "geosweep validate configs/sweeps/tsp.yaml"
+    )
+    add_config_arguments(validate, "run or sweep config", "configs/train/shapes_pointnet_tinv.yaml")
+    validate.add_argument("--print", action="store_true", help="print the resolved run config")
+
+    train = command(
+        "train",
+        "run one training run on Ray Train, tracked in MLflow",
+        "geosweep train configs/train/shapes_pointnet_tinv.yaml --set epochs=3",
+    )
+    add_config_arguments(train, "run config", "configs/train/shapes_pointnet_tinv.yaml")
     train.add_argument(
         "--storage-path", help="where Ray Train keeps checkpoints (default ./ray_results on a local Ray)"
     )
     train.add_argument("--ray-logs", action="store_true", help="show Ray Train's own INFO lines on the console too")
 
-    sweep = commands.add_parser("sweep", help="run a sweep on Ray Tune; exit status 0 only if every trial succeeded")
-    add_config_arguments(sweep)
+    sweep = command(
+        "sweep",
+        "run a sweep on Ray Tune; exit status 0 only if every trial succeeded",
+        "geosweep sweep configs/sweeps/quickstart.yaml --set base.epochs=2",
+    )
+    add_config_arguments(
+        sweep,
+        "sweep config (a base run config and the space to search)",
+        "configs/sweeps/tsp.yaml",
+        "--set base.epochs=3 --set searcher.num_samples=2",
+    )
     sweep.add_argument(
         "--resume", action="store_true", help="finish the latest run of this sweep (its driver died); else a new run"
     )
@@ -45,8 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     sweep.add_argument("--retry-failed", action="store_true", help="with --resume: run the failed trials again too")
     sweep.add_argument("--ray-logs", action="store_true", help="show Ray Train's own INFO lines on the console too")
 
-    report = commands.add_parser(
-        "report", help="write one self-contained HTML page comparing an experiment's or sweep's runs"
+    report = command(
+        "report",
+        "write one self-contained HTML page comparing an experiment's or sweep's runs",
+        "geosweep report quickstart -o quickstart.html",
     )
     report.add_argument("name", metavar="EXPERIMENT_OR_SWEEP", help="an MLflow experiment name, else a sweep name")
     report.add_argument("-o", "--output", default="report.html", help="where to write the page (default report.html)")
@@ -58,7 +85,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     report.add_argument("--tracking-uri", help="MLflow store (default $MLFLOW_TRACKING_URI, else ./mlflow.db)")
 
+    listing = command(
+        "list", "the registered components of each sweep axis, with their arguments", "geosweep list backbone"
+    )
+    listing.add_argument("axis", nargs="?", choices=list(AXES), help="one axis (default: all)")
+
     args = parser.parse_args(argv)
+    if args.command == "list":
+        print(components(args.axis))
+        return 0
     if getattr(args, "ray_logs", False):
         from geosweep.ray_local import RAY_LOGS_ENV
 
@@ -127,16 +162,36 @@ def report_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the config path and its repeatable `--set PATH=VALUE` overrides."""
-    parser.add_argument("config", help="YAML run config, e.g. configs/train/shapes_pointnet_tinv.yaml")
+class KeepLayout(argparse.RawDescriptionHelpFormatter):
+    """Help that keeps the example's own line breaks."""
+
+
+def components(axis: str | None) -> str:
+    """Each registered component of `axis` (default: every axis): its name, summary and arguments with defaults."""
+    lines = []
+    for name, registry in AXES.items():
+        if axis not in (None, name):
+            continue
+        lines.append(f"{name}:")
+        for entry in registry.names():
+            kind = f" [{registry.kind(entry)}]" if registry.kinds else ""
+            lines.append(f"  {entry}{kind}: {registry.summary(entry)}")
+            lines += [f"      {argument}" for argument in registry.arguments(entry)]
+    return "\n".join(lines)
+
+
+def add_config_arguments(
+    parser: argparse.ArgumentParser, what: str, example: str, overrides: str = "--set backbone.name=pointnet"
+) -> None:
+    """Add the config path (`what`, e.g. `example`) and its repeatable `--set PATH=VALUE` overrides."""
+    parser.add_argument("config", help=f"YAML {what}, e.g. {example}")
     parser.add_argument(
         "--set",
         dest="overrides",
         action="append",
         default=[],
         metavar="PATH=VALUE",
-        help="override a field, e.g. --set backbone.name=pointnet --set epochs=3 (repeatable)",
+        help=f"override a field, e.g. {overrides} (repeatable)",
     )
 
 

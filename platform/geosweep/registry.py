@@ -93,6 +93,23 @@ class Registry(Generic[T]):
         self.get(name)
         return self._kinds[name]
 
+    def arguments(self, name: str) -> list[str]:
+        """Entry `name`'s user-settable arguments as its constructor states them ("k: int = 20"), for listings."""
+        skipped = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+        stated = []
+        for p in inspect.signature(self.get(name)).parameters.values():
+            if p.name in self.provided or p.kind in skipped:
+                continue
+            stated_type = p.annotation if isinstance(p.annotation, str) else inspect.formatannotation(p.annotation)
+            annotation = "" if p.annotation is p.empty else f": {stated_type}"
+            default = " (required)" if p.default is p.empty else f" = {p.default!r}"
+            stated.append(f"{p.name}{annotation}{default}")
+        return stated
+
+    def summary(self, name: str) -> str:
+        """The first line of entry `name`'s docstring."""
+        return (inspect.getdoc(self.get(name)) or "").split("\n")[0]
+
     def validate_kwargs(self, name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
         """Check user kwargs against the constructor's signature and annotations.
 
@@ -166,3 +183,10 @@ REPRESENTATIONS: Registry = Registry("representation")
 BACKBONES: Registry = Registry("backbone", provided=("in_channels", "out_dim"), kinds=KINDS)
 HYPERNETS: Registry = Registry("hypernet", provided=("target", "in_channels"))
 TASKS: Registry = Registry("task", kinds=KINDS)
+AXES: dict[str, Registry] = {  # every sweep axis, as `geosweep list` shows them
+    "task": TASKS,
+    "dataset": DATASETS,
+    "representation": REPRESENTATIONS,
+    "backbone": BACKBONES,
+    "hypernet": HYPERNETS,
+}
