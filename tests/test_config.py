@@ -8,7 +8,15 @@ import pytest
 import ray
 
 from geosweep.cli import main
-from geosweep.config import ConfigError, RunConfig, apply_overrides, load_run_config, load_yaml, parse_run_config
+from geosweep.config import (
+    ConfigError,
+    RunConfig,
+    apply_overrides,
+    flatten,
+    load_run_config,
+    load_yaml,
+    parse_run_config,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = sorted((REPO_ROOT / "configs" / "train").glob("*.yaml"))
@@ -46,6 +54,31 @@ def test_config_is_frozen(tiny_config):
         (
             {"dataset": {"name": "shapes", "rotation": {"test": "o3"}}},
             r"dataset.rotation.test: Input should be 'none', 'z' or 'so3'",
+        ),
+        (
+            {"optimizer": {"name": "sgd", "schedule": {"name": "linear"}}},
+            r"optimizer.schedule: Input tag 'linear' .* expected tags: 'constant', 'cosine', 'step'",
+        ),
+        (
+            {"optimizer": {"name": "sgd", "schedule": {"name": "cosine", "step_size": 3}}},
+            r"optimizer.schedule.step_size: unknown key \(valid keys here: name, min_lr\)",
+        ),
+        (
+            {"optimizer": {"name": "sgd", "schedule": {"name": "step", "gamma": 0.5}}},
+            r"optimizer.schedule.step_size: required field is missing",
+        ),
+        (
+            {"optimizer": {"name": "adam", "momentum": 0.9}},
+            r"optimizer.momentum: momentum applies to sgd only, not 'adam'",
+        ),
+        ({"optimizer": {"name": "sgd", "momentum": 1.0}}, r"optimizer.momentum: Input should be less than 1"),
+        (
+            {"dataset": {"name": "shapes", "augmentation": {"scale": {"low": 1.5, "high": 0.5}}}},
+            r"dataset.augmentation.scale: low \(1.5\) is above high \(0.5\); expected low <= high",
+        ),
+        (
+            {"dataset": {"name": "shapes", "augmentation": {"jiter": {"sigma": 0.01, "clip": 0.05}}}},
+            r"dataset.augmentation.jiter: unknown key \(valid keys here: scale, translate, jitter\)",
         ),
     ],
 )
@@ -186,3 +219,43 @@ def test_an_unwritable_cache_dir_is_refused(tiny_config, tmp_path, monkeypatch):
         parse_run_config({**tiny_config, "cache": {"dir": str(tmp_path / "new")}})
     with pytest.raises(ConfigError, match=r"cache.dir: .*: directory is not writable"):
         parse_run_config({**tiny_config, "cache": {"dir": str(tmp_path)}})
+
+
+def test_augmentation_and_schedule_are_recorded_as_run_params(tiny_config):
+    tiny_config["dataset"]["augmentation"] = {
+        "scale": {"low": 0.8, "high": 1.25, "per_axis": True},
+        "translate": {"low": -0.2, "high": 0.2},
+    }
+    tiny_config["optimizer"] = {"name": "sgd", "lr": 0.1, "momentum": 0.9, "schedule": {"name": "cosine"}}
+    params = flatten(parse_run_config(tiny_config))  # what tracking.start_run logs as the run's MLflow params
+    assert {
+        "dataset.augmentation.scale.low": "0.8",
+        "dataset.augmentation.scale.high": "1.25",
+        "dataset.augmentation.scale.per_axis": "True",
+        "dataset.augmentation.translate.low": "-0.2",
+        "dataset.augmentation.translate.high": "0.2",
+        "dataset.augmentation.jitter": "None",
+        "optimizer.momentum": "0.9",
+        "optimizer.schedule.name": "cosine",
+        "optimizer.schedule.min_lr": "0.0",
+    }.items() <= params.items()
+
+
+def test_tsp_takes_no_point_cloud_augmentation():
+    tsp = REPO_ROOT / "configs" / "train" / "tsp20_am_tinv.yaml"
+    with pytest.raises(ConfigError, match=r"dataset.augmentation applies to point clouds"):
+        load_run_config(tsp, ["dataset.augmentation.jitter={sigma: 0.01, clip: 0.05}"])
+    assert load_run_config(tsp, ["optimizer.schedule={name: step, step_size: 1, gamma: 0.99}"]).optimizer.schedule
+
+
+def test_the_dgcnn_config_is_the_papers_modelnet40_recipe():
+    config = load_run_config(REPO_ROOT / "configs" / "train" / "modelnet40_dgcnn_paper.yaml")
+    optimizer, dataset, backbone = config.optimizer, config.dataset, config.backbone
+    assert (optimizer.name, optimizer.lr, optimizer.momentum, optimizer.weight_decay) == ("sgd", 0.1, 0.9, 1e-4)
+    assert (optimizer.schedule.name, optimizer.schedule.min_lr, config.epochs) == ("cosine", 0.001, 250)
+    assert (config.batch_size * config.scaling.num_workers, dataset.kwargs["num_points"]) == (32, 1024)
+    assert (backbone.name, backbone.kwargs["k"]) == ("dgcnn", 20)
+    scale, translate = dataset.augmentation.scale, dataset.augmentation.translate
+    assert (scale.low, scale.high, scale.per_axis) == (pytest.approx(2 / 3, abs=1e-4), 1.5, True)
+    assert (translate.low, translate.high, dataset.augmentation.jitter) == (-0.2, 0.2, None)
+    assert (dataset.rotation.train, dataset.rotation.test) == ("none", "none")

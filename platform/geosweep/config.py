@@ -76,11 +76,51 @@ class RotationSpec(StrictModel):
     test: RotationProtocol = "none"
 
 
+class RangeSpec(StrictModel):
+    """A uniform draw from [low, high]."""
+
+    low: float
+    high: float
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RangeSpec:
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low}) is above high ({self.high}); expected low <= high")
+        return self
+
+
+class ScaleSpec(RangeSpec):
+    """Random scaling of each training cloud by a factor in [low, high]."""
+
+    low: float = Field(gt=0)
+    high: float = Field(gt=0)
+    per_axis: bool = False  # one factor per axis (DGCNN's anisotropic scaling), else one per cloud
+
+
+class JitterSpec(StrictModel):
+    """Gaussian noise on every point of a training cloud, clipped (PointNet: sigma 0.01, clip 0.05)."""
+
+    sigma: float = Field(gt=0)
+    clip: float = Field(gt=0)
+
+
+class AugmentationSpec(StrictModel):
+    """Random transforms of every training cloud, drawn afresh each epoch with its rotation (None: off).
+
+    A cloud x becomes R (s * x) + t + noise: scaled in its own axes, rotated by the train protocol, moved, jittered.
+    """
+
+    scale: ScaleSpec | None = None
+    translate: RangeSpec | None = None  # an offset per axis, each uniform in [low, high]
+    jitter: JitterSpec | None = None
+
+
 class DatasetSpec(_Component):
-    """A registered dataset, its arguments, and its rotation protocols."""
+    """A registered dataset, its arguments, its rotation protocols and its training augmentation."""
 
     registry = DATASETS
     rotation: RotationSpec = RotationSpec()
+    augmentation: AugmentationSpec = AugmentationSpec()
 
 
 class RepresentationSpec(_Component):
@@ -101,12 +141,47 @@ class HypernetSpec(_Component):
     registry = HYPERNETS
 
 
+class ConstantSchedule(StrictModel):
+    """The learning rate stays `optimizer.lr`."""
+
+    name: Literal["constant"] = "constant"
+
+
+class CosineSchedule(StrictModel):
+    """Cosine annealing from `optimizer.lr` towards `min_lr` over the run's epochs (torch's CosineAnnealingLR)."""
+
+    name: Literal["cosine"]
+    min_lr: float = Field(0.0, ge=0)
+
+
+class StepSchedule(StrictModel):
+    """The learning rate times `gamma` every `step_size` epochs (torch's StepLR)."""
+
+    name: Literal["step"]
+    step_size: int = Field(ge=1)
+    gamma: float = Field(gt=0, le=1)
+
+
+# Each schedule's fields travel with its name, so a sweep grid over whole schedules gets no meaningless mix.
+LRSchedule = Annotated[ConstantSchedule | CosineSchedule | StepSchedule, Field(discriminator="name")]
+
+
 class OptimizerSpec(StrictModel):
-    """The optimizer and its learning rate and weight decay."""
+    """The optimizer, its learning rate and weight decay, SGD's momentum, and the per-epoch learning-rate schedule."""
 
     name: Literal["adam", "adamw", "sgd"] = "adam"
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
+    momentum: float = Field(0.0, ge=0, lt=1)  # sgd only
+    schedule: LRSchedule = ConstantSchedule()
+
+    @field_validator("momentum")
+    @classmethod
+    def _momentum_is_sgds(cls, momentum: float, info: ValidationInfo) -> float:
+        name = info.data.get("name", "sgd")  # an unknown name was already reported
+        if momentum and name != "sgd":
+            raise ValueError(f"momentum applies to sgd only, not {name!r}; adam and adamw keep their betas")
+        return momentum
 
 
 class ScalingSpec(StrictModel):
@@ -177,7 +252,7 @@ class RunConfig(StrictModel):
     optimizer: OptimizerSpec = OptimizerSpec()
     epochs: int = Field(ge=1)
     batch_size: int = Field(32, ge=1)  # per worker; effective batch = batch_size * num_workers
-    precision: Literal["fp32", "bf16"] = "fp32"  # bf16 = autocast on GPU
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: the forward under autocast, any device (TSP pointer stays fp32)
     scaling: ScalingSpec = ScalingSpec()
     failure: FailureSpec = FailureSpec()
     seed: int = Field(0, ge=0)
@@ -199,6 +274,8 @@ class RunConfig(StrictModel):
         if kinds[f"task {self.task.name!r}"] == "tour":
             if self.dataset.rotation != RotationSpec():
                 raise ValueError("dataset.rotation applies to point clouds; TSP is tested on fixed transformed copies")
+            if self.dataset.augmentation != AugmentationSpec():
+                raise ValueError("dataset.augmentation applies to point clouds; TSP trains on fresh instances")
             if self.hypernet.kwargs.get("condition") == "hyperparam":
                 raise ValueError(
                     "hypernet.kwargs.condition 'hyperparam' amortises a classification hyperparameter; "
@@ -366,7 +443,9 @@ def _follow(model: type[BaseModel], loc: tuple) -> tuple[list[str], type[BaseMod
                 continue
         path.append(str(part))
         if isinstance(node, type) and issubclass(node, BaseModel) and str(part) in node.model_fields:
-            node = node.model_fields[str(part)].annotation
+            field = node.model_fields[str(part)]
+            # A field's own Field(discriminator=...) leaves its annotation: put it back for _union_members.
+            node = field.annotation if field.discriminator is None else Annotated[field.annotation, field]
         elif typing.get_origin(node) is dict:
             node = typing.get_args(node)[1]
         else:

@@ -20,15 +20,15 @@ STREAMS: dict[str, tuple[str, ...]] = {
     "shapes.order": ("split",),  # the shuffle of a generated split
     "modelnet40.subsample": ("split",),  # which of a release cloud's 2048 points are kept
     "modelnet40.val": (),  # the stratified validation subset of the train files
-    "rotation.train": (),  # the train protocol's rotation of each train cloud
-    "rotation.val": (),
-    "rotation.test": (),
+    "rotation.val": (),  # the one rotation of each validation cloud (the train protocol's)
+    "rotation.test": (),  # the one rotation of each test cloud (the test protocol's)
     "robustness.rotation": ("protocol",),  # the test clouds rotated by each protocol at the end
     "tsp.val": (),  # the fixed validation instances
     "tsp.test": (),  # the fixed test instances
     # Streams a run draws from while it trains start afresh each epoch, keyed by it: a run resumed from
     # a checkpoint continues them exactly, with no generator state in the checkpoint.
     "tsp.train": ("rank", "epoch"),  # fresh training instances, per rank
+    "augment.train": ("rank", "epoch"),  # each training cloud's rotation, scale, translation and jitter, per rank
     "tsp.random_tours": (),  # random tours: the floor the untrained policy is compared with
     "tsp.variant": ("variant",),  # the similarity applied to each test instance, per variant
     "tsp.baseline_eval": ("version",),  # the rollout baseline's held-out instances, per baseline version

@@ -121,6 +121,27 @@ def test_validation_builds_every_trial_and_names_a_bad_one(tiny_config):
         validate_every_trial(bad)
 
 
+def test_a_sweep_searches_schedules_momentum_and_augmentation_like_any_field(tiny_config):
+    tiny_config["optimizer"] = {"name": "sgd", "lr": 0.1}
+    cosine, step = {"name": "cosine", "min_lr": 0.001}, {"name": "step", "step_size": 1, "gamma": 0.5}
+    spec = sweep(
+        tiny_config,
+        space={
+            "optimizer.schedule": {"grid": [{"name": "constant"}, cosine, step]},
+            "optimizer.momentum": {"uniform": [0.5, 0.95]},
+            "dataset.augmentation.jitter": {"choice": [None, {"sigma": 0.01, "clip": 0.05}]},
+        },
+    )
+    assert validate_every_trial(spec) == 12
+    optimizer = trial_config(
+        spec, decode(spec, {"optimizer.schedule": label(step), "optimizer.momentum": 0.8})
+    ).optimizer
+    assert (optimizer.schedule.name, optimizer.schedule.gamma, optimizer.momentum) == ("step", 0.5, 0.8)
+    bad = sweep(tiny_config, space={"optimizer.schedule": {"grid": [cosine, {"name": "onecycle"}]}})
+    with pytest.raises(ConfigError, match=r"(?s)trial .*onecycle.*optimizer.schedule: Input tag 'onecycle'"):
+        validate_every_trial(bad)
+
+
 def test_shipped_sweeps_validate_and_name_their_command():
     for path in sorted((REPO_ROOT / "configs" / "sweeps").glob("*.yaml")):
         assert validate_every_trial(load_sweep_config(path)) >= 1

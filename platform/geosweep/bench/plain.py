@@ -9,11 +9,13 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from geosweep import random_streams
 from geosweep.config import RunConfig
-from geosweep.data import Split, apply_rotation_protocols
+from geosweep.data import Split, rotate_evaluation_splits
+from geosweep.data.augmentation import augment
 from geosweep.model import build_model
 from geosweep.registry import DATASETS, TASKS
-from geosweep.train.components import make_optimizer, seed_everything
+from geosweep.train.components import make_optimizer, make_scheduler, seed_everything
 
 
 @dataclass(frozen=True)
@@ -37,23 +39,28 @@ def train_in_process(config: RunConfig, on_epoch: Callable[[Epoch], None] | None
     """
     seed_everything(config.seed)
     data = DATASETS.build(config.dataset.name, config.dataset.kwargs, seed=config.seed)
-    data = apply_rotation_protocols(data, config.dataset.rotation.train, config.dataset.rotation.test, config.seed)
+    data = rotate_evaluation_splits(data, config.dataset.rotation.train, config.dataset.rotation.test, config.seed)
     task = TASKS.build(config.task.name, config.task.kwargs)
     model = build_model(config, dim=data.dim, out_dim=data.num_classes)
     optimizer = make_optimizer(config, model)
+    scheduler = make_scheduler(config, optimizer)
     loader = DataLoader(
         TensorDataset(*as_tensors(data.train)), batch_size=config.batch_size, shuffle=True, drop_last=True
     )
     val, test = as_tensors(data.val), as_tensors(data.test)
+    rotation, augmentation = config.dataset.rotation.train, config.dataset.augmentation  # drawn every epoch
     epochs = []
-    for _ in range(config.epochs):
+    for epoch in range(1, config.epochs + 1):
         started = time.perf_counter()
         model.train()
+        rng = random_streams.generator("augment.train", config.seed, 0, epoch)
         for points, labels in loader:
+            points = torch.from_numpy(augment(points.numpy(), rotation, augmentation, rng))
             loss, _ = task.loss(model(points), labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+        scheduler.step()
         trained = time.perf_counter()
         model.eval()
         with torch.no_grad():

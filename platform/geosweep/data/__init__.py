@@ -5,6 +5,6 @@ from geosweep.data import (
     shapes,  # noqa: E402,F401  (registers "shapes")
     tsp,  # noqa: E402,F401  (registers "tsp")
 )
-from geosweep.data.splits import PointCloudSplits, Split, apply_rotation_protocols
+from geosweep.data.splits import PointCloudSplits, Split, rotate_evaluation_splits
 
-__all__ = ["PointCloudSplits", "Split", "apply_rotation_protocols"]
+__all__ = ["PointCloudSplits", "Split", "rotate_evaluation_splits"]

@@ -3,7 +3,9 @@
 `none` keeps the canonical pose, `z` spins each cloud about the vertical axis
 (the usual "upright" augmentation), `so3` draws Haar-uniform 3-D rotations.
 Training under one protocol and testing under another (e.g. z/so3) measures
-how much of a model's accuracy survives rotations it has not seen.
+how much of a model's accuracy survives rotations it has not seen. Training
+clouds get a fresh draw every epoch (augmentation.py), validation and test
+clouds one fixed draw (splits.py).
 """
 
 from __future__ import annotations

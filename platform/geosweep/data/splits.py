@@ -1,4 +1,4 @@
-"""The container every point-cloud dataset returns, and the rotation protocols applied to it."""
+"""The container every point-cloud dataset returns, and the fixed rotations of its validation and test splits."""
 
 from __future__ import annotations
 
@@ -40,17 +40,18 @@ class PointCloudSplits:
         return self.train.points.shape[-1]
 
 
-def apply_rotation_protocols(splits: PointCloudSplits, train: str, test: str, seed: int) -> PointCloudSplits:
-    """Rotate each sample once, by a rotation drawn from the split's protocol.
+def rotate_evaluation_splits(splits: PointCloudSplits, train: str, test: str, seed: int) -> PointCloudSplits:
+    """Rotate each validation and test cloud once, by a rotation drawn from its split's protocol: fixed sets.
 
-    Train and val follow the train protocol (val measures in-distribution
-    accuracy); test follows the test protocol, so z/SO3 is one config.
+    Val follows the train protocol (it measures in-distribution accuracy); test follows the test
+    protocol, so z/SO3 is one config. The training clouds keep their canonical pose: their rotations
+    are drawn afresh every epoch (data/augmentation.py), as the literature trains.
 
     Args:
         splits: clouds in canonical pose.
-        train: protocol for train and val ("none", "z", "so3").
+        train: protocol for val ("none", "z", "so3").
         test: protocol for test.
-        seed: rotations are drawn from the streams "rotation.train", "rotation.val" and "rotation.test" of it.
+        seed: rotations are drawn from the streams "rotation.val" and "rotation.test" of it.
     """
     from geosweep.data.rotations import rotate
 
@@ -58,9 +59,4 @@ def apply_rotation_protocols(splits: PointCloudSplits, train: str, test: str, se
         rng = random_streams.generator(f"rotation.{name}", seed)
         return dataclasses.replace(split, points=rotate(split.points, protocol, rng))
 
-    return dataclasses.replace(
-        splits,
-        train=rotated(splits.train, train, "train"),
-        val=rotated(splits.val, train, "val"),
-        test=rotated(splits.test, test, "test"),
-    )
+    return dataclasses.replace(splits, val=rotated(splits.val, train, "val"), test=rotated(splits.test, test, "test"))

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 
 # What the shared epoch loop (train/training.py) reports for every task, every epoch.
-LOOP_METRICS = ("train_loss", "epoch_seconds", "samples_per_sec")
+LOOP_METRICS = ("train_loss", "lr", "epoch_seconds", "samples_per_sec")
 
 
 @dataclass(frozen=True)

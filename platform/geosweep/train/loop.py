@@ -44,7 +44,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
 
     # --- build: identical initial weights on every rank, then per-rank random streams
     training = Training(config, rank, world_size, device)
-    task, model, optimizer = training.task, training.model, training.optimizer
+    task, model = training.task, training.model
 
     # --- resume from the last checkpoint (after a worker failure)
     logger = rank_zero_logger(loop_config, config) if rank == 0 else None
@@ -57,9 +57,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         start_metrics = task.start_metrics()
     else:
         state = load_state(checkpoint)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        task.load_state_dict(state.get("task", {}))  # checkpoints written before tasks had state lack it
+        training.load_state_dict(state)
         start_epoch = state["epoch"] + 1
         start_metrics, history = state["start_metrics"], state["history"]
         if logger:
@@ -87,9 +85,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         state = None
         if rank == 0:
             state = {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "task": task.state_dict(),
+                **training.state_dict(),
                 "epoch": epoch,
                 "start_metrics": start_metrics,
                 "history": history,

@@ -3,13 +3,15 @@
 The task supplies its batches, its loss and its metrics (tasks/base.py); the
 loop here owns what every task's step has in common: timing, autocast,
 zero_grad / backward / step, gradient clipping where the task asks for it,
-the amortised hyperparameter, the all-reduced mean loss and samples/s.
+the amortised hyperparameter, the all-reduced mean loss and samples/s, and
+the learning-rate schedule's step after each epoch.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 import ray.train.torch
 import torch
@@ -20,13 +22,13 @@ from geosweep.model import Model
 from geosweep.registry import TASKS
 from geosweep.tasks.base import Task
 from geosweep.tasks.evaluation import all_reduce_sum
-from geosweep.train.components import make_optimizer, seed_everything
+from geosweep.train.components import make_optimizer, make_scheduler, seed_everything
 
 OnStep = Callable[[float, int, torch.Tensor], None]  # (seconds, samples, loss) after every optimizer step
 
 
 class Training:
-    """Builds one rank's task, model and optimizer: identical data and initial weights on every rank.
+    """Builds one rank's task, model, optimizer and schedule: identical data and initial weights on every rank.
 
     Args:
         config: the run.
@@ -41,7 +43,24 @@ class Training:
         self.task: Task = TASKS.build(config.task.name, config.task.kwargs)
         self.model: Model = self.task.setup(config, rank, world_size, device)
         self.optimizer = make_optimizer(config, self.model)
+        self.scheduler = make_scheduler(config, self.optimizer)  # checkpointed with the optimizer
         self.ddp_model: torch.nn.Module = self.model  # the same model, wrapped by `distribute`
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint holds to continue this training: weights, optimizer, schedule and the task's state."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "task": self.task.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a checkpoint's `state_dict` (before `distribute`)."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])  # the schedule continues where it stopped
+        self.task.load_state_dict(state["task"])
 
     def distribute(self) -> None:
         """Move to the device and wrap for DDP (after a resume loaded the weights): backward averages gradients."""
@@ -75,9 +94,12 @@ class Training:
             steps += 1
             on_step(time.perf_counter() - step_started, config.batch_size, loss)
         seconds = time.perf_counter() - started
+        lr = self.scheduler.get_last_lr()[0]  # this epoch's
+        self.scheduler.step()
         means = (all_reduce_sum(sums, self.world_size) / (steps * self.world_size)).tolist()
         return {
             "train_loss": means[0],
+            "lr": lr,
             **{f"train_{name}": mean for name, mean in zip(step_metrics, means[1:], strict=True)},
             "epoch_seconds": seconds,
             "samples_per_sec": steps * config.batch_size * self.world_size / seconds,
