@@ -132,6 +132,23 @@ def test_log_likelihood_is_the_sum_of_the_step_log_probs_and_visited_nodes_are_m
     torch.testing.assert_close(total, log_likelihood)
 
 
+def test_bf16_autocast_keeps_the_pointer_and_the_log_likelihood_fp32():
+    # precision: bf16 runs the forward under autocast; the encoder may be bf16, the pointer may not: bf16
+    # log-probabilities sum to 1 only within ~1e-2, and 10 * tanh(.) would move in steps of up to 0.0625.
+    model, x = tiny_model(), cities(8, 1, 12)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        tours, log_likelihood = model(x, decode="sample")
+        nodes = model.encoder(model.init_embed(x)).mean(dim=1)
+        log_p = model.decoder.log_probs(
+            nodes, model.decoder.project(nodes, model.head), model.head, tours[:, :0], torch.zeros(8, 12, dtype=bool)
+        )
+    assert nodes.dtype == torch.bfloat16  # the autocast is on: the encoder ran in bf16
+    assert log_p.dtype == log_likelihood.dtype == torch.float32
+    torch.testing.assert_close(log_p.exp().sum(dim=1), torch.ones(8), atol=1e-6, rtol=0)
+    log_likelihood.sum().backward()
+    assert model.head.logit_key.weight.grad.dtype == torch.float32
+
+
 @pytest.mark.parametrize("targets", [["head"], ["encoder"], ["decoder"]])
 @pytest.mark.parametrize("num_frames", [1, 4])
 def test_hypernetwork_generates_the_target_layers_per_instance(targets, num_frames):

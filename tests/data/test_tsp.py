@@ -1,4 +1,7 @@
-"""The `tsp` dataset: seeded fixed sets as files, reference tours, transformed variants, registration."""
+"""The `tsp` dataset: seeded fixed sets as files, reference tours, community test set files, variants, registration."""
+
+import os
+import pickle
 
 import numpy as np
 import pytest
@@ -7,8 +10,10 @@ import torch
 from geosweep.data import tsp as tsp_module
 from geosweep.data.tours import held_karp, lkh_tours, tour_length
 from geosweep.data.tsp import FORMAT_VERSION, VARIANTS, TourSet, TSPData, random_instances, transformed_variants, tsp
+from geosweep.data.tsp_files import read_instances
 from geosweep.random_streams import generator
 from geosweep.registry import DATASETS
+from geosweep.tasks.tsp import TSP, same_tours
 
 SMALL = {"num_nodes": 8, "val_size": 6, "test_size": 10}
 
@@ -35,7 +40,7 @@ def test_sets_have_the_promised_shapes_and_optimal_reference_tours(small):
 
 def test_files_are_named_by_size_and_seed_and_read_back_without_lkh(small, tmp_path, monkeypatch):
     names = sorted(path.name for path in tmp_path.iterdir())
-    assert names == ["tsp8_test_seed1234.npz", "tsp8_val_seed4321.npz"]
+    assert names == ["geosweep_tsp8_test_seed1234.npz", "geosweep_tsp8_val_seed4321.npz"]
     written = {path: path.stat().st_mtime_ns for path in tmp_path.iterdir()}
 
     def no_lkh(*args, **kwargs):
@@ -55,7 +60,7 @@ def test_fixed_sets_are_regenerated_identically_from_their_seeds(small, tmp_path
     other = tsp(seed=3, **SMALL, test_seed=99, reference="none", data_dir=str(tmp_path))
     assert not np.allclose(other.test.coords, small.test.coords)
     np.testing.assert_array_equal(other.val.coords, small.val.coords)
-    assert (tmp_path / "tsp8_test_seed99.npz").exists()
+    assert (tmp_path / "geosweep_tsp8_test_seed99.npz").exists()
 
 
 def test_training_instances_are_fresh_and_follow_the_rng(small):
@@ -69,16 +74,16 @@ def test_training_instances_are_fresh_and_follow_the_rng(small):
 def test_reference_none_skips_tours_and_lkh_adds_them_later(tmp_path):
     plain = tsp(seed=0, **SMALL, reference="none", data_dir=str(tmp_path))
     assert plain.val.ref_tours is None and plain.test.ref_lengths is None
-    with np.load(tmp_path / "tsp8_val_seed4321.npz") as stored:
+    with np.load(tmp_path / "geosweep_tsp8_val_seed4321.npz") as stored:
         assert sorted(stored.files) == ["coords", "format_version"]
     solved = tsp(seed=0, **SMALL, reference="lkh", data_dir=str(tmp_path))
     assert solved.val.ref_tours.shape == (6, 8)
-    with np.load(tmp_path / "tsp8_val_seed4321.npz") as stored:
+    with np.load(tmp_path / "geosweep_tsp8_val_seed4321.npz") as stored:
         assert {"ref_tours", "ref_lengths"} <= set(stored.files)
     # A larger set without tours leaves the smaller file, and the tours it holds, alone.
     larger = tsp(seed=0, **{**SMALL, "val_size": 9}, reference="none", data_dir=str(tmp_path))
     np.testing.assert_array_equal(larger.val.coords[:6], solved.val.coords)
-    with np.load(tmp_path / "tsp8_val_seed4321.npz") as stored:
+    with np.load(tmp_path / "geosweep_tsp8_val_seed4321.npz") as stored:
         assert stored["ref_tours"].shape == (6, 8)
 
 
@@ -115,7 +120,7 @@ def swap_two_cities(path):
     ],
 )
 def test_a_corrupt_or_mismatched_file_is_an_error_naming_it(small, tmp_path, corrupt, expected):
-    path = tmp_path / "tsp8_test_seed1234.npz"
+    path = tmp_path / "geosweep_tsp8_test_seed1234.npz"
     corrupt(path)
     with pytest.raises(ValueError, match=expected) as raised:
         tsp(seed=3, **SMALL, data_dir=str(tmp_path))
@@ -123,7 +128,7 @@ def test_a_corrupt_or_mismatched_file_is_an_error_naming_it(small, tmp_path, cor
 
 
 def test_sizes_share_one_file_the_smaller_set_a_prefix_of_the_larger(small, tmp_path, monkeypatch):
-    path = tmp_path / "tsp8_test_seed1234.npz"
+    path = tmp_path / "geosweep_tsp8_test_seed1234.npz"
     solved = []
 
     def counting_lkh(coords):
@@ -148,7 +153,7 @@ def test_sizes_share_one_file_the_smaller_set_a_prefix_of_the_larger(small, tmp_
 def test_data_dir_defaults_to_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("GEOSWEEP_DATA_DIR", str(tmp_path))
     tsp(seed=0, num_nodes=5, val_size=2, test_size=2, reference="none")
-    assert (tmp_path / "tsp5_val_seed4321.npz").exists()
+    assert (tmp_path / "geosweep_tsp5_val_seed4321.npz").exists()
 
 
 def test_tour_set_rejects_inconsistent_arrays():
@@ -218,3 +223,142 @@ def test_registered_and_validated_through_the_registry(tmp_path):
         DATASETS.validate_kwargs("tsp", {"reference": "concorde"})
     with pytest.raises(ValueError, match="argument 'val_size'"):
         DATASETS.validate_kwargs("tsp", {"val_size": 0})
+
+
+def test_a_set_under_the_name_geosweep_used_before_is_still_read(small, tmp_path, monkeypatch):
+    # The old names (tsp8_test_seed1234.npz) were Kool et al.'s file names with another suffix and other instances.
+    for path in tmp_path.iterdir():
+        path.rename(tmp_path / path.name.removeprefix("geosweep_"))
+    monkeypatch.setattr(tsp_module, "lkh_tours", lambda *args: pytest.fail("solved instead of reading the old file"))
+    again = tsp(seed=3, **SMALL, data_dir=str(tmp_path))
+    np.testing.assert_array_equal(again.test.ref_tours, small.test.ref_tours)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["tsp8_test_seed1234.npz", "tsp8_val_seed4321.npz"]
+
+
+def write_kool_pickle(path, instances) -> None:
+    """As attention-learn-to-route's generate_data.py writes a test set: a pickled list of lists of [x, y]."""
+    with open(path, "wb") as file:
+        pickle.dump(instances, file, pickle.HIGHEST_PROTOCOL)
+
+
+def test_kool_et_al_pickles_are_a_test_set_solved_once_by_lkh(tmp_path, monkeypatch):
+    instances = np.random.default_rng(0).random((5, 8, 2))
+    source = tmp_path / "tsp8_test_seed1234.pkl"
+    write_kool_pickle(source, instances.tolist())
+    data = tsp(seed=0, num_nodes=6, val_size=2, test_file=str(source), data_dir=str(tmp_path / "data"))
+    np.testing.assert_array_equal(data.test.coords, instances.astype(np.float32))
+    assert data.val.coords.shape == (2, 6, 2)  # training and validation keep num_nodes
+    optimal = [held_karp(instance)[0] for instance in data.test.coords]
+    np.testing.assert_allclose(data.test.ref_lengths, optimal, rtol=1e-6)
+    [kept] = (tmp_path / "data").glob("lkh_tsp8_test_seed1234.pkl_*.npz")
+
+    def no_lkh(*args):
+        raise AssertionError("solved again instead of reading")
+
+    monkeypatch.setattr(tsp_module, "lkh_tours", no_lkh)
+    first = tsp(seed=0, num_nodes=6, val_size=2, test_size=3, test_file=str(source), data_dir=str(tmp_path / "data"))
+    np.testing.assert_array_equal(first.test.ref_tours, data.test.ref_tours[:3])
+    write_kool_pickle(source, np.asarray(instances, dtype=np.float32))  # a numpy array is read too
+    with pytest.raises(AssertionError, match="solved again"):  # other bytes: a new reference file
+        tsp(seed=0, num_nodes=6, val_size=2, test_file=str(source), data_dir=str(tmp_path / "data"))
+    with pytest.raises(ValueError, match=rf"{source} holds 5 instances, but test_size asks for 6"):
+        tsp(seed=0, num_nodes=6, val_size=2, test_size=6, test_file=str(source), reference="none")
+
+
+class RunsCode:
+    """What a malicious pickle holds: unpickling it would delete `path`."""
+
+    def __init__(self, path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return os.remove, (str(self.path),)
+
+
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        ([[[0.1, 0.2], [0.3, 0.4]]], r"shape \(1, 2, 2\), expected \(instances, n >= 3, 2\)"),
+        ([[[0.1, 0.2], [0.3, 0.4], [0.5, 1.5]]], r"outside \[0, 1\]"),
+        ([[[0.1, 0.2], [0.3, 0.4], [0.5]]], "not a pickled list of TSP instances"),
+        ({"loc": [[0.1, 0.2]]}, "not a pickled list of TSP instances"),
+    ],
+)
+def test_a_foreign_pickle_is_an_error_naming_it(tmp_path, content, expected):
+    source = tmp_path / "test.pkl"
+    write_kool_pickle(source, content)
+    with pytest.raises(ValueError, match=expected) as raised:
+        read_instances(source)
+    assert str(source) in str(raised.value)
+
+
+def test_a_pickle_never_runs_code(tmp_path):
+    victim, source = tmp_path / "victim", tmp_path / "evil.pkl"
+    victim.touch()
+    write_kool_pickle(source, [RunsCode(victim)])
+    with pytest.raises(ValueError, match=r"refers to (posix|os)\.(remove|unlink); only lists, numbers and numpy"):
+        read_instances(source)
+    assert victim.exists()
+
+
+BERLIN_LIKE = """NAME : tiny6
+COMMENT : six cities, in TSPLIB units: 400 wide, 200 high
+TYPE : TSP
+DIMENSION : 6
+EDGE_WEIGHT_TYPE : EUC_2D
+NODE_COORD_SECTION
+2 500 100
+1 100 100
+3 500 300
+4 100 300
+5 300 120
+6 300 280.5
+EOF
+"""
+
+
+def test_a_tsplib_instance_is_scaled_into_the_unit_square_and_keeps_its_gap(tmp_path):
+    source = tmp_path / "tiny6.tsp"
+    source.write_text(BERLIN_LIKE)
+    original = np.array([[100, 100], [500, 100], [500, 300], [100, 300], [300, 120], [300, 280.5]])  # by id
+    data = tsp(seed=0, num_nodes=8, val_size=2, test_file=str(source), data_dir=str(tmp_path / "data"))
+    coords = data.test.coords
+    assert coords.shape == (1, 6, 2) and coords.min() == 0.0 and coords.max() == 1.0  # the longer side spans [0, 1]
+    np.testing.assert_allclose(coords[0], (original - [100, 100]) / 400, rtol=1e-6)  # aspect ratio kept
+    # One factor scales every tour: the reference is the optimal tour at TSPLIB's scale, and a gap is scale-free.
+    length, tour = held_karp(original)
+    assert same_tours(torch.from_numpy(data.test.ref_tours), torch.from_numpy(tour[None])).all()
+    np.testing.assert_allclose(data.test.ref_lengths[0] * 400, length, rtol=1e-6)
+    detour = np.array([0, 2, 1, 3, 4, 5])
+    at_tsplib_scale = lengths_of(original[None], detour[None])[0] / length
+    policy_scale = TSP.gap_percent(
+        torch.from_numpy(lengths_of(coords, detour[None])), torch.from_numpy(data.test.ref_lengths)
+    )
+    assert policy_scale.item() == pytest.approx(100 * (at_tsplib_scale - 1), rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (("EUC_2D", "GEO"), "EDGE_WEIGHT_TYPE 'GEO'"),
+        (("TYPE : TSP", "TYPE : ATSP"), "TYPE 'ATSP'"),
+        (("DIMENSION : 6", "DIMENSION : 7"), "NODE_COORD_SECTION has 6 lines, DIMENSION says 7"),
+        (("6 300 280.5", "7 300 280.5"), r"ids 1\.\.6"),
+        (("5 300 120", "5 300"), "'id x y'"),
+        (("NODE_COORD_SECTION", "EDGE_WEIGHT_SECTION"), "neither 'KEY : value' nor NODE_COORD_SECTION"),
+    ],
+)
+def test_a_tsplib_file_other_than_euc_2d_coordinates_is_an_error_naming_it(tmp_path, change, expected):
+    source = tmp_path / "tiny6.tsp"
+    source.write_text(BERLIN_LIKE.replace(*change))
+    with pytest.raises(ValueError, match=expected) as raised:
+        read_instances(source)
+    assert str(source) in str(raised.value)
+
+
+def test_test_file_is_checked_when_the_config_is_validated(tmp_path):
+    with pytest.raises(ValueError, match=r"argument 'test_file'.*not a \.pkl \(Kool et al\.\) or \.tsp"):
+        DATASETS.validate_kwargs("tsp", {"test_file": str(tmp_path / "missing.pkl")})
+    (tmp_path / "set.npz").touch()
+    with pytest.raises(ValueError, match="argument 'test_file'"):
+        DATASETS.validate_kwargs("tsp", {"test_file": str(tmp_path / "set.npz")})

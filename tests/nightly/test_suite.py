@@ -41,6 +41,7 @@ def test_the_suite_is_the_cross_product_with_fixed_seeds_tested_on_so3(suite):
         tsp = runs[f"tsp20-{representation}"]
         assert (tsp.config.task.name, tsp.config.representation.name, tsp.config.seed) == ("tsp", representation, 0)
         assert "test_gap/rotated" in tsp.metrics
+        assert tsp.config.representation.kwargs.get("centre", True) is (representation != "raw")  # Kool's input
     for backbone in ("pointnet", "dgcnn"):
         for representation in ("raw", "tinv_mds", "fa"):
             for hypernet in ("none", "mip"):

@@ -59,3 +59,16 @@ def test_registry_and_flags():
     assert rep.out_channels(2) == 2 and not list(rep.parameters())
     with pytest.raises(ValueError, match="group"):
         REPRESENTATIONS.build("raw_aug", {"group": "o3"})
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_uncentred_turns_each_cloud_in_place_and_is_plain_raw_in_eval(dim):
+    points = anisotropic_clouds(dim, b=6, n=50)
+    rep = RawAugmented(centre=False).train()
+    out = rep(points)[:, 0]
+    assert rep.invariances == {"permutation"}
+    torch.testing.assert_close(out.mean(dim=1), points.mean(dim=1))  # the centroid stays where it was
+    distances = lambda x: torch.cdist(x, x, compute_mode="donot_use_mm_for_euclid_dist")  # noqa: E731
+    torch.testing.assert_close(distances(out), distances(points))  # a rigid motion
+    assert (out - points).flatten(1).norm(dim=1).min() > 1e-3
+    assert torch.equal(rep.eval()(points), RawCoordinates(centre=False)(points))

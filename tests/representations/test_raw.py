@@ -4,7 +4,8 @@ import pytest
 import torch
 from scipy.stats import special_ortho_group
 
-from clouds import anisotropic_clouds
+from clouds import anisotropic_clouds, generic_clouds
+from geosweep.invariance import assert_representation_invariant, groups_of, invariance_error
 from geosweep.registry import REPRESENTATIONS
 from geosweep.representations.raw import RawCoordinates
 
@@ -44,3 +45,15 @@ def test_registry():
     assert isinstance(rep, RawCoordinates)
     assert rep.invariances == {"translation", "permutation"}
     assert not list(rep.parameters())
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_uncentred_passes_coordinates_through_and_declares_no_translation_invariance(dim):
+    # TSP's raw input, as Kool et al.'s: the cities where they are, so a translated test set moves them.
+    rep = REPRESENTATIONS.build("raw", {"centre": False})
+    points = generic_clouds(dim)
+    assert torch.equal(rep(points), points.unsqueeze(1))
+    assert rep.invariances == {"permutation"} and RawCoordinates().invariances == {"translation", "permutation"}
+    errors = assert_representation_invariant(rep, points)  # the certificate checks exactly what is declared
+    assert set(errors) == set(groups_of(rep.invariances)) == {"permutation"}
+    assert invariance_error(lambda x: rep(x), points, "translation") > 0.1

@@ -8,6 +8,12 @@ set, so the averaged embeddings, and hence the tours, are exactly invariant.
 
 Every nn.Linear acts on tensors whose first axis is the batch, so a
 hypernetwork can swap it for a per-sample generated layer.
+
+Under bf16 autocast (`precision: bf16`) the encoder and the glimpse run in
+bf16, but the pointer's logits, their log-softmax and the tour's
+log-likelihood stay fp32, as in Kool et al.'s fp32 training: in bf16,
+10 * tanh(.) takes steps of up to 0.0625 and a step's probabilities no
+longer sum to 1 to fp32 accuracy.
 """
 
 from __future__ import annotations
@@ -133,17 +139,19 @@ class Decoder(nn.Module):
         attend = ~visited[:, None, None, :]  # the glimpse, too, only looks at nodes still to visit
         glimpse = F.scaled_dot_product_attention(query, projected.glimpse_key, projected.glimpse_value, attend)
         glimpse = head.glimpse_out(merge_heads(glimpse))  # (B, 1, h)
-        logits = (glimpse @ projected.logit_key.mT).squeeze(1) / math.sqrt(glimpse.shape[-1])
-        logits = self.tanh_clip * torch.tanh(logits)
-        return logits.masked_fill(visited, -math.inf).log_softmax(dim=-1)
+        exact = torch.promote_types(glimpse.dtype, torch.float32)  # fp32 from here (fp64 stays), whatever autocast says
+        with torch.autocast(glimpse.device.type, enabled=False):
+            logits = (glimpse.to(exact) @ projected.logit_key.to(exact).mT).squeeze(1) / math.sqrt(glimpse.shape[-1])
+            logits = self.tanh_clip * torch.tanh(logits)
+            return logits.masked_fill(visited, -math.inf).log_softmax(dim=-1)
 
     def forward(self, nodes: torch.Tensor, head: PointerHead, decode: Decode) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, N, h) node embeddings -> tours (B, N) int64 and their log-likelihoods (B,)."""
+        """(B, N, h) node embeddings -> tours (B, N) int64 and their fp32 log-likelihoods (B,)."""
         batch, num_nodes = nodes.shape[:2]
         projected = self.project(nodes, head)
         tour = torch.empty(batch, 0, dtype=torch.int64, device=nodes.device)
         visited = torch.zeros(batch, num_nodes, dtype=torch.bool, device=nodes.device)
-        log_likelihood = nodes.new_zeros(batch)
+        log_likelihood = torch.zeros(batch, device=nodes.device)  # fp32, like log_probs, under autocast too
         for _ in range(num_nodes):
             log_p = self.log_probs(nodes, projected, head, tour, visited)
             # Sampling never picks a visited node: its probability is exactly 0.

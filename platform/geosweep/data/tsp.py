@@ -2,17 +2,23 @@
 
 Training instances are drawn fresh every step from the rng the training loop
 passes. The validation and test sets are fixed by their seeds and kept as files
-named by city count, split and seed (`tsp20_test_seed1234.npz`), holding the
-coordinates, the LKH reference tours and their lengths. A missing file is
-regenerated identically from its seed; a file that does not match what its
-seed produces is an error naming the file, never used.
+named by city count, split and seed (`geosweep_tsp20_test_seed1234.npz`: the
+prefix keeps them apart from Kool et al.'s `tsp20_test_seed1234.pkl`, which
+holds other instances), holding the coordinates, the LKH reference tours and
+their lengths. A missing file is regenerated identically from its seed; a file
+that does not match what its seed produces is an error naming the file, never
+used. The test set may instead be read from a community file (`test_file`:
+Kool et al.'s `.pkl`, a TSPLIB `.tsp`; data/tsp_files.py), its LKH reference
+tours solved once and kept beside the generated sets.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -25,14 +31,25 @@ from pydantic import AfterValidator, Field, PositiveInt
 from geosweep import random_streams
 from geosweep.data.sources import check_local_dir
 from geosweep.data.tours import InvalidTourError, check_tours, lkh_tours, tour_length
+from geosweep.data.tsp_files import read_instances
 from geosweep.registry import DATASETS
 
 # Bump when the file layout or the instances a seed generates change: older files are then reported, not misread.
 # 2: instances drawn from the named random streams "tsp.val" and "tsp.test".
 FORMAT_VERSION = 2
 VARIANTS = ("rotated", "reflected", "translated", "scaled", "all")
+GENERATED_TEST_SIZE = 1024  # test_size's default when the test set is generated
 # The set files are written on first use: the directory may be absent, but must be creatable (checked before Ray).
 _DataDir = Annotated[str, AfterValidator(partial(check_local_dir, field="dataset.kwargs.data_dir", create=True))]
+
+
+def _check_test_file(path: str) -> str:
+    if Path(path).suffix not in (".pkl", ".tsp") or not Path(path).expanduser().is_file():
+        raise ValueError(f"dataset.kwargs.test_file: {path!r} is not a .pkl (Kool et al.) or .tsp (TSPLIB) file")
+    return path
+
+
+_TestFile = Annotated[str, AfterValidator(_check_test_file)]
 
 
 def random_instances(rng: np.random.Generator, size: int, num_nodes: int) -> np.ndarray:
@@ -44,7 +61,7 @@ def random_instances(rng: np.random.Generator, size: int, num_nodes: int) -> np.
 class TourSet:
     """A fixed set of instances with optional reference tours (None when built with reference="none")."""
 
-    coords: np.ndarray  # (M, n, 2) float32
+    coords: np.ndarray  # (M, n, 2) float32; n may differ from the training instances' (a file's test set)
     ref_tours: np.ndarray | None  # (M, n) int64, each starting at city 0
     ref_lengths: np.ndarray | None  # (M,) float64, the closed lengths of ref_tours
 
@@ -99,34 +116,84 @@ def set_instances(split: str, num_nodes: int, size: int, seed: int) -> np.ndarra
 
 
 def set_path(directory: Path, num_nodes: int, split: str, seed: int) -> Path:
-    """Where a TSP set lives: its file is named by size, split and seed."""
-    return directory / f"tsp{num_nodes}_{split}_seed{seed}.npz"
+    """Where a generated TSP set lives: its file is named by size, split and seed, after geosweep."""
+    return directory / f"geosweep_tsp{num_nodes}_{split}_seed{seed}.npz"
 
 
 def fixed_set(split: str, num_nodes: int, size: int, seed: int, reference: str, directory: Path) -> TourSet:
     """The fixed `split` set for `seed`: read from its file, or generated (and LKH-solved) and written.
 
-    The sets of one seed are prefixes of each other, so a file of at least
-    `size` instances serves any smaller size, and a larger size extends the
-    file, solving only the new instances. A file without reference tours
-    (written with reference="none") gains them when they are first asked for.
+    A file under the name geosweep used before (`tsp20_test_seed1234.npz`, the
+    same instances) is still read when the new one is absent; what is written
+    goes to the new name.
 
     Raises:
         ValueError: the file exists but is unreadable or does not hold what
             `seed` generates; the message names the file and what was expected.
     """
     path = set_path(directory, num_nodes, split, seed)
-    coords, tours, lengths = _read_checked(path, split, num_nodes, seed) if path.exists() else (None, None, None)
+    earlier = directory / path.name.removeprefix("geosweep_")
+    read_from = earlier if earlier.exists() and not path.exists() else path
+    instances = partial(set_instances, split, num_nodes, seed=seed)
+    return _cached_set(path, read_from, num_nodes, size, reference, instances, f"seed {seed} generates")
+
+
+def file_set(source: Path, size: int | None, reference: str, directory: Path) -> TourSet:
+    """A test set read from a community file (data/tsp_files.py), with LKH reference tours kept in `directory`.
+
+    The reference tours are solved as for a generated set and kept in
+    `lkh_<file name>_<content hash>.npz`, so a changed file is solved afresh.
+
+    Args:
+        source: Kool et al.'s `.pkl` or a TSPLIB `.tsp` file.
+        size: the first `size` instances; None: all of them.
+        reference: "lkh" or "none", as for a generated set.
+        directory: where the reference tours are kept.
+
+    Raises:
+        ValueError: the file cannot be read, holds fewer than `size` instances,
+            or its kept reference file does not match it; naming the file.
+    """
+    instances = read_instances(source)
+    if size is not None and size > len(instances):
+        raise ValueError(f"tsp: {source} holds {len(instances)} instances, but test_size asks for {size} (null: all)")
+    size = len(instances) if size is None else size
+    if reference == "none":
+        return TourSet(coords=instances[:size], ref_tours=None, ref_lengths=None)
+    path = directory / f"lkh_{source.name}_{hashlib.sha256(source.read_bytes()).hexdigest()[:16]}.npz"
+    return _cached_set(path, path, instances.shape[1], size, reference, lambda m: instances[:m], f"{source} holds")
+
+
+def _cached_set(
+    path: Path,
+    read_from: Path,
+    num_nodes: int,
+    size: int,
+    reference: str,
+    instances: Callable[[int], np.ndarray],
+    origin: str,
+) -> TourSet:
+    """The first `size` of `instances` with their reference tours, solved once and kept in `path`.
+
+    The instances are prefixes of each other (`instances(m)` is the first m),
+    so a file of at least `size` instances serves any smaller size, and a larger
+    size extends the file, solving only the new instances. A file without
+    reference tours (written with reference="none") gains them when they are
+    first asked for. `read_from` is read (checked against `instances`, `origin`
+    saying where they come from); writes go to `path`.
+    """
+    found = read_from.exists()
+    coords, tours, lengths = _read_checked(read_from, num_nodes, instances, origin) if found else (None, None, None)
     stored = 0 if coords is None else len(coords)
     if reference == "lkh" and (tours is None or len(tours) < size):
-        coords = set_instances(split, num_nodes, max(size, stored), seed)
+        coords = instances(max(size, stored))
         solved = np.empty((0, num_nodes), dtype=np.int64) if tours is None else tours
         tours = np.concatenate([solved, lkh_tours(coords[len(solved) :])])
         lengths = closed_lengths(coords, tours)
         _write_atomically(path, coords, tours, lengths)
     elif stored < size:
-        coords = set_instances(split, num_nodes, size, seed)
-        if not path.exists():  # a smaller file may hold reference tours: leave it for reference="lkh" to extend
+        coords = instances(size)
+        if not found:  # a smaller file may hold reference tours: leave it for reference="lkh" to extend
             _write_atomically(path, coords, None, None)
     if reference == "none":
         return TourSet(coords=coords[:size], ref_tours=None, ref_lengths=None)
@@ -139,12 +206,15 @@ def closed_lengths(coords: np.ndarray, tours: np.ndarray) -> np.ndarray:
 
 
 def _read_checked(
-    path: Path, split: str, num_nodes: int, seed: int
+    path: Path, num_nodes: int, instances: Callable[[int], np.ndarray], origin: str
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """Coordinates, reference tours and lengths (None when absent) stored in `path`, after checking the whole file."""
+    """Coordinates, reference tours and lengths (None when absent) stored in `path`, after checking the whole file.
+
+    The coordinates must be the first ones of `instances` (`origin` says whose, for the message).
+    """
 
     def problem(what: str) -> ValueError:
-        return ValueError(f"tsp: {path} {what}; delete it to regenerate the set from its seed")
+        return ValueError(f"tsp: {path} {what}; delete it to build it again")
 
     try:
         with np.load(path, allow_pickle=False) as npz:
@@ -160,8 +230,8 @@ def _read_checked(
     coords = stored["coords"]
     if coords.ndim != 3 or coords.shape[1:] != (num_nodes, 2) or coords.dtype != np.float32:
         raise problem(f"holds coords {coords.shape} {coords.dtype}, expected (M, {num_nodes}, 2) float32")
-    if not np.array_equal(coords, set_instances(split, num_nodes, len(coords), seed)):
-        raise problem(f"holds coords that differ from those seed {seed} generates")
+    if not np.array_equal(coords, instances(len(coords))):
+        raise problem(f"holds coords that differ from those {origin}")
     if ("ref_tours" in stored) != ("ref_lengths" in stored):
         raise problem("holds only one of ref_tours and ref_lengths")
     if "ref_tours" not in stored:
@@ -259,11 +329,12 @@ def tsp(
     seed: Annotated[int, Field(ge=0)],
     num_nodes: Annotated[int, Field(ge=3)] = 20,
     val_size: PositiveInt = 256,
-    test_size: PositiveInt = 1024,
+    test_size: PositiveInt | None = None,
     val_seed: Annotated[int, Field(ge=0)] = 4321,
     test_seed: Annotated[int, Field(ge=0)] = 1234,
     reference: Literal["lkh", "none"] = "lkh",
     data_dir: _DataDir | None = None,
+    test_file: _TestFile | None = None,
 ) -> TSPData:
     """Random Euclidean TSP in the unit square (Kool et al. 2019): fixed val/test sets, fresh training instances.
 
@@ -276,23 +347,31 @@ def tsp(
         val_size: validation instances. The defaults (256 / 1024) keep a CPU
             run's evaluation short and LKH's first solve of both sets to about
             2.5 s at TSP20 and 25 s at TSP50 (later builds read the files).
-        test_size: test instances.
+        test_size: test instances; None: GENERATED_TEST_SIZE generated ones, or all of `test_file`'s.
         val_seed: seed of the validation set (its file name carries it).
-        test_seed: seed of the test set.
+        test_seed: seed of the generated test set.
         reference: "lkh" stores and returns LKH-3 reference tours and lengths
             (optimal up to about 1e-5 at n <= 50); "none" skips them (ref_* None).
         data_dir: where the set files live; None: $GEOSWEEP_DATA_DIR, else
             ~/.cache/geosweep/tsp. A file there that is unreadable or does not
             hold what its seed generates is an error naming it. Sizes may
             differ: a set is a prefix of any larger set of its seed.
+        test_file: read the test set from this file instead of generating it, to
+            set a gap beside a published table: Kool et al.'s `.pkl` (e.g.
+            tsp20_test_seed1234.pkl; uniform in [0, 1]^2, read unchanged) or a
+            TSPLIB `.tsp` (EUC_2D, one instance scaled into the unit square; the
+            gap is a ratio of lengths, so it is the one at TSPLIB's scale). Its
+            reference tours come from the same LKH-3 path, on real-valued
+            distances (TSPLIB's published optima round every edge to an integer).
+            Its instances may have another city count than `num_nodes`.
 
     Returns:
         TSPData with float32 val/test coordinates and, for "lkh", int64 tours and float64 lengths.
     """
     directory = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
-    return TSPData(
-        num_nodes=num_nodes,
-        val=fixed_set("val", num_nodes, val_size, val_seed, reference, directory),
-        test=fixed_set("test", num_nodes, test_size, test_seed, reference, directory),
-        train_seed=seed,
-    )
+    val = fixed_set("val", num_nodes, val_size, val_seed, reference, directory)
+    if test_file is None:
+        test = fixed_set("test", num_nodes, test_size or GENERATED_TEST_SIZE, test_seed, reference, directory)
+    else:
+        test = file_set(Path(test_file).expanduser(), test_size, reference, directory)
+    return TSPData(num_nodes=num_nodes, val=val, test=test, train_seed=seed)

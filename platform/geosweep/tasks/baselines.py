@@ -1,4 +1,4 @@
-"""REINFORCE baselines for tour models: a frozen greedy rollout (Kool et al.) or an exponential moving average."""
+"""REINFORCE baselines for tour models: a greedy rollout (Kool et al.) with its warm-up, or a moving average."""
 
 from __future__ import annotations
 
@@ -97,3 +97,50 @@ class RolloutBaseline:
         self.model.load_state_dict(state["model"])
         self.version = state["version"]
         self._draw_eval_set()
+
+
+class WarmupBaseline:
+    """Kool et al.'s warm-up: the exponential baseline first, then the greedy rollout, blended linearly in between.
+
+    In the epoch after `epochs_done` epochs the baseline is a * rollout + (1 - a) * exponential with
+    a = min(1, epochs_done / epochs): with `epochs` = 1 (the paper's default) the first epoch uses the
+    moving average alone, every later one the rollout alone. The rollout's t-test runs after every epoch,
+    warm-up included, so the policy trained in the first epoch can replace the untrained frozen one.
+    """
+
+    def __init__(self, rollout: RolloutBaseline, beta: float, epochs: int) -> None:
+        self.rollout, self.exponential, self.epochs = rollout, ExponentialBaseline(beta), epochs
+        self.epochs_done = 0
+
+    @property
+    def rollout_weight(self) -> float:
+        """a, the rollout's share of the baseline in the current epoch."""
+        return min(1.0, self.epochs_done / self.epochs)
+
+    def __call__(self, cities: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The blend for this epoch; the part with weight 0 is not computed (the rollout costs a greedy decode)."""
+        weight = self.rollout_weight
+        if weight == 1.0:
+            return self.rollout(cities, lengths)
+        average = self.exponential(cities, lengths)
+        return average if weight == 0.0 else weight * self.rollout(cities, lengths) + (1 - weight) * average
+
+    def epoch_end(self, policy: TourModel) -> dict[str, float]:
+        """The rollout's t-test, and the rollout's weight in the epoch that ended, for MLflow."""
+        metrics = self.rollout.epoch_end(policy) | {"baseline/rollout_weight": self.rollout_weight}
+        self.epochs_done += 1
+        return metrics
+
+    def state_dict(self) -> dict:
+        """Both baselines and how far the warm-up has gone, for checkpoints."""
+        return {
+            "rollout": self.rollout.state_dict(),
+            "exponential": self.exponential.state_dict(),
+            "epochs_done": self.epochs_done,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore both baselines and the warm-up's progress."""
+        self.rollout.load_state_dict(state["rollout"])
+        self.exponential.load_state_dict(state["exponential"])
+        self.epochs_done = state["epochs_done"]

@@ -20,7 +20,7 @@ from geosweep.data.tsp import TSPData, transformed_variants
 from geosweep.model import TourModel, build_model
 from geosweep.registry import DATASETS, TASKS
 from geosweep.tasks.base import Batch
-from geosweep.tasks.baselines import ExponentialBaseline, RolloutBaseline
+from geosweep.tasks.baselines import ExponentialBaseline, RolloutBaseline, WarmupBaseline
 from geosweep.tasks.evaluation import all_reduce_sum, ambiguity_fractions
 
 if TYPE_CHECKING:
@@ -35,10 +35,13 @@ class TSP:
         baseline: `rollout`: the greedy tour of a frozen copy of the policy, replaced when a
             one-sided paired t-test on `baseline_eval_size` held-out instances says the policy
             is better; `exponential`: a moving average of the batch's mean tour length.
+        warmup_epochs: with `rollout`, epochs of the exponential baseline (`ema_beta`) before the
+            rollout takes over, blended linearly (Kool et al.: 1 epoch, beta 0.8); 0: the rollout from
+            the first step, against the untrained policy's greedy tours.
         epoch_size: training instances per epoch, over all workers (fresh instances every epoch).
         baseline_eval_size: held-out instances of the rollout baseline's t-test.
         t_test_alpha: significance level of that test.
-        ema_beta: decay of the exponential baseline.
+        ema_beta: decay of the exponential baseline (and of the rollout's warm-up).
         grad_clip: gradient-norm clipping (Kool et al. use 1.0).
     """
 
@@ -47,6 +50,7 @@ class TSP:
     def __init__(
         self,
         baseline: Literal["rollout", "exponential"] = "rollout",
+        warmup_epochs: Annotated[int, Field(ge=0)] = 1,
         epoch_size: Annotated[int, Field(ge=1)] = 12_800,
         baseline_eval_size: Annotated[int, Field(ge=2)] = 1_000,
         t_test_alpha: Annotated[float, Field(gt=0, lt=1)] = 0.05,
@@ -54,6 +58,7 @@ class TSP:
         grad_clip: Annotated[float, Field(gt=0)] = 1.0,
     ) -> None:
         self.baseline_name, self.epoch_size, self.baseline_eval_size = baseline, epoch_size, baseline_eval_size
+        self.warmup_epochs = warmup_epochs
         self.t_test_alpha, self.ema_beta, self.grad_clip = t_test_alpha, ema_beta, grad_clip
 
     @staticmethod
@@ -77,6 +82,8 @@ class TSP:
             self.baseline = RolloutBaseline(
                 self.model, self.data.sample_train, self.baseline_eval_size, self.t_test_alpha, config.seed
             )
+            if self.warmup_epochs:
+                self.baseline = WarmupBaseline(self.baseline, self.ema_beta, self.warmup_epochs)
         else:
             self.baseline = ExponentialBaseline(self.ema_beta)
         self.steps_per_epoch = max(1, self.epoch_size // (config.batch_size * world_size))
@@ -90,7 +97,7 @@ class TSP:
         rng = random_streams.generator("tsp.random_tours", self.config.seed)
         random_tours = torch.from_numpy(rng.permuted(np.tile(np.arange(self.data.num_nodes), (len(cities), 1)), axis=1))
         random = tour_length(cities, random_tours).double()
-        return ambiguity_fractions([val.coords, self.data.test.coords]) | {
+        return ambiguity_fractions([val.coords, self.data.test.coords], self.model.representation) | {
             "val_tour_len": untrained.mean().item(),
             "val_gap": self.gap_or_nan(untrained, val.ref_lengths).mean().item(),
             "val_gap/random_tour": self.gap_or_nan(random, val.ref_lengths).mean().item(),
@@ -154,7 +161,7 @@ class TSP:
         return metrics
 
     def state_dict(self) -> dict[str, Any]:
-        """The baseline's state (the rollout's frozen policy and version, or the moving average)."""
+        """The baseline's state (the rollout's frozen policy and version, the moving average, the warm-up)."""
         return {"baseline": self.baseline.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
