@@ -6,7 +6,9 @@ from pathlib import Path
 from mlflow.tracking import MlflowClient
 
 from geosweep.cli import main
-from geosweep.report.collect import collect
+from geosweep.comparison.rows import Row
+from geosweep.report.collect import Nightly, ReportData, collect
+from geosweep.report.page import render
 from report.sweep_store import fresh_store
 
 
@@ -33,7 +35,8 @@ def test_sweep_report_holds_every_section(report_store, tmp_path, capsys):
     assert {"z/z", "z/so3", "so3/so3"} <= set(header)
     raw = re.search(r"<tr><td>raw</td><td>pointnet</td><td>none</td>(.*?)</tr>", robustness).group(1)
     cells = dict(zip(header[3:], re.findall(r"<td>([^<]+)</td>", raw), strict=True))
-    assert cells["z/so3"].startswith("0.255 +- 0.005 (2)") and cells["so3/so3"] == "0.800 +- 0.000 (1)"
+    # Sample SD and the 95 % interval over the 2 seeds; one seed alone (the other failed) has no spread.
+    assert cells["z/so3"] == "0.255 +- 0.007 [0.191, 0.319] (2)" and cells["so3/so3"] == "0.800 (1)"
 
 
 def test_nightly_trends_hold_the_tracked_metrics_per_entry_and_date(report_store):
@@ -73,4 +76,32 @@ def test_a_lone_run_without_nightly_history_still_gets_a_page(tmp_path, tmp_path
     page = report(tmp_path, uri, "solo")
     assert "No run tagged nightly.parent=true in this store" in page and 'id="nightly"' not in page
     assert 'id="learning-curves"' in page and "No configuration has both val_acc and an invariance error" in page
-    assert "<td>(one configuration)</td><td>1</td><td>0.5 +- 0</td>" in page
+    assert "<td>(one configuration)</td><td>1</td><td>0.5</td><td>best</td>" in page
+
+
+def test_mean_per_class_accuracy_gets_its_own_robustness_table_beside_the_overall_one():
+    def run(seed: int, acc: float, per_class: float) -> Row:
+        return Row(
+            axes={"representation.name": "fa", "seed": str(seed)},
+            status="finished",
+            metrics={
+                "val_acc": acc,
+                "val_mean_class_acc": per_class,
+                "test_acc/so3": acc,
+                "test_mean_class_acc/so3": per_class,
+            },
+            tags={"axis.representation": "fa", "axis.backbone": "pointnet", "axis.hypernet": "none"},
+            params={"dataset.rotation.train": "z"},
+        )
+
+    rows = [run(0, 0.90, 0.80), run(1, 0.92, 0.84), run(2, 0.91, 0.82)]
+    page = render(ReportData("t", "sqlite:///x.db", "val_acc", "max", rows, {}, Nightly(note="none")))
+    board = page[page.index('<table class="leaderboard">') : page.index("</table>")]
+    headers = re.findall(r"<th>([^<]+)</th>", board)
+    assert headers[2:6] == ["val_acc", "vs best", "val_mean_class_acc", "test_acc/so3"]
+    assert "<td>0.82 +- 0.02 [0.77, 0.87]</td>" in board  # val_mean_class_acc over 3 seeds
+    tables = re.findall(r'<table class="robustness">(.*?)</table>', page)
+    assert len(tables) == 2
+    assert "<td>0.910 +- 0.010 [0.885, 0.935] (3)</td>" in tables[0]
+    assert "<td>0.820 +- 0.020 [0.770, 0.870] (3)</td>" in tables[1]
+    assert "test_mean_class_acc/&lt;protocol&gt;:" in page

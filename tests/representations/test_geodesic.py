@@ -92,11 +92,36 @@ def test_point_cap_names_n_and_the_cap():
         GeodesicMDS(max_points=50)(generic_clouds(3))
 
 
-def test_disconnected_graph_names_the_sample():
+def test_a_disconnected_graph_is_bridged_by_its_shortest_edges_and_counted():
+    # Three runs of 10 points along a line, far apart and shuffled: the 2-NN graph falls into three
+    # components. Along a line graph paths are exact, so only bridges between the runs' nearest ends
+    # (9 -> 100, 109 -> 300) keep every geodesic equal to the Euclidean distance, and MDS exact.
+    x = torch.cat([torch.arange(10.0), 100 + torch.arange(10.0), 300 + torch.arange(10.0)]).double() ** 1.01
+    line = x[:, None] * torch.tensor([[0.6, 0.0, 0.8]], dtype=torch.float64)
+    line = line[torch.randperm(30, generator=torch.Generator().manual_seed(0))]
+    unbroken = torch.arange(30.0, dtype=torch.float64)[:, None] ** 1.01 * torch.tensor([[0.0, 1.0, 0.0]])
+    points = torch.stack([unbroken, line])
+    rep = GeodesicMDS(k=2)
+    out = rep(points)
+    expected = torch.cdist(line, line, compute_mode=MODE)
+    assert rel_err(torch.cdist(out[1, 0], out[1, 0], compute_mode=MODE), expected) < 1e-10
+    assert rep.fallback_counts(points) == {"knn_bridged": 1}
+    assert GeodesicMDS(k=29).fallback_counts(points) == {"knn_bridged": 0}  # complete graph: nothing to bridge
+
+
+def test_bridging_joins_two_far_clusters_and_keeps_each_clusters_geodesics():
     points = generic_clouds(3, b=3, n=40)
     points[1, 20:] += 1000.0  # two far clusters of 20 points: 10-NN never bridges them
-    with pytest.raises(ValueError, match="sample 1: the symmetric 10-NN graph has 2 connected components"):
-        GeodesicMDS()(points)
+    rep = GeodesicMDS()
+    out = rep(points)
+    assert rep.fallback_counts(points) == {"knn_bridged": 1}
+    # The other samples' embeddings are untouched by sample 1's bridge.
+    assert rel_err(out[[0, 2]], rep(points[[0, 2]])) < 1e-12
+    # The clusters stay as far apart in the embedding as the bridge is long.
+    bridge = torch.cdist(points[1, :20], points[1, 20:]).min()
+    assert torch.isfinite(out).all() and rel_err(torch.cdist(out[1, 0, :20], out[1, 0, 20:]).min(), bridge) < 0.05
+    q, t = isometry(3, -1, seed=4)
+    assert rel_err(rep(points @ q.T + t), out) < 1e-9  # bridges are chosen by distances alone
 
 
 def test_dtype_device_and_no_gradient_path():

@@ -18,7 +18,15 @@ from geosweep.train.launch import REPORT_POLL_ENV, REPORT_POLL_S, run_training
 
 pytestmark = pytest.mark.integration
 
-EPOCH_METRICS = ["train_loss", "val_acc", "test_acc", "epoch_seconds", "samples_per_sec"]
+EPOCH_METRICS = [
+    "train_loss",
+    "val_acc",
+    "val_mean_class_acc",  # mean per-class accuracy, summed over the 2 DDP ranks' shards
+    "test_acc",
+    "test_mean_class_acc",
+    "epoch_seconds",
+    "samples_per_sec",
+]
 
 
 def only_run(uri: str, experiment: str):
@@ -81,6 +89,7 @@ def test_two_worker_run_records_params_metrics_tags_artifacts(
         "repr/seconds",
         "repr/ambiguous_sign_frac",
         "repr/small_eigengap_frac",
+        "repr/median_rel_eigengap",
         "cache/misses",
         "cache/hits",
         "cache/build_seconds",

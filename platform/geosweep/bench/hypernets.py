@@ -3,7 +3,7 @@
     python -m geosweep.bench.hypernets [--seeds 3] [--epochs 15] [--target-acc 0.8]
 
 1. Convergence: epochs until validation accuracy first reaches the target, for
-   none / standard / mip (spectrum-conditioned), mean +- std over seeds (a run
+   none / standard / mip (spectrum-conditioned), mean +- sample SD [95 % interval] over seeds (a run
    that never reaches it counts as epochs + 1 and is reported as such).
 2. Throughput: training samples/s of the spectrum-conditioned, batched mip
    hypernetwork relative to the same model without a hypernetwork.
@@ -15,6 +15,7 @@ import argparse
 import statistics
 
 from geosweep.bench.plain import train_in_process
+from geosweep.comparison.groups import spread, spread_text
 from geosweep.config import parse_run_config
 
 SETTINGS = ("none", "standard", "mip")
@@ -63,9 +64,8 @@ def main() -> None:
         train_seconds[setting] = statistics.median(seconds)
         missed = sum(r > args.epochs for r in reached)
         print(
-            f"{setting:>8}: epochs to val_acc >= {args.target_acc}: {statistics.mean(reached):.1f} +- "
-            f"{statistics.pstdev(reached):.1f} (never reached in {missed}/{args.seeds}); "
-            f"final val_acc {statistics.mean(final):.3f} +- {statistics.pstdev(final):.3f}"
+            f"{setting:>8}: epochs to val_acc >= {args.target_acc}: {spread_text(spread(reached), '.1f')} "
+            f"(never reached in {missed}/{args.seeds}); final val_acc {spread_text(spread(final), '.3f')}"
         )
     ratio = train_seconds["none"] / train_seconds["mip"]
     print(f"throughput, spectrum-conditioned mip / no hypernetwork: {ratio:.2f} (samples/s ratio, same model)")

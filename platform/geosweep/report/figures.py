@@ -23,7 +23,7 @@ def pareto_front(points: list[tuple[float, float]], mode: str) -> set[int]:
 
 
 def pareto_scatter(groups: list[dict], metric: str, mode: str, error: str) -> go.Figure | None:
-    """Configurations (mean +- std over seeds) by invariance error and `metric`; the Pareto front marked.
+    """Configurations (mean +- sample SD over seeds) by invariance error and `metric`; the Pareto front marked.
 
     Returns:
         The figure, or None when no configuration has both numbers.
@@ -31,7 +31,7 @@ def pareto_scatter(groups: list[dict], metric: str, mode: str, error: str) -> go
     shown = [g for g in groups if g.get(metric) and g.get(error)]
     if not shown:
         return None
-    points = [(g[error][0], g[metric][0]) for g in shown]
+    points = [(g[error].mean, g[metric].mean) for g in shown]
     front = pareto_front(points, mode)
     figure = go.Figure()
     for on_front, name, style in (
@@ -46,14 +46,14 @@ def pareto_scatter(groups: list[dict], metric: str, mode: str, error: str) -> go
             mode="lines+markers" if on_front else "markers",
             marker=style,
             line={"dash": "dot"},
-            error_x={"array": [shown[i][error][1] for i in members]},
-            error_y={"array": [shown[i][metric][1] for i in members]},
+            error_x={"array": [shown[i][error].sd for i in members]},  # NaN (no bar) for one seed
+            error_y={"array": [shown[i][metric].sd for i in members]},
             text=[shown[i]["configuration"] for i in members],
             hovertemplate="%{text}<br>%{x:.3g}, %{y:.3g}",
         )
     log_x = all(p[0] > 0 for p in points)  # exact invariance (0) cannot sit on a log axis
     figure.update_layout(
-        title=f"{metric} vs {error} (mean +- std over seeds)",
+        title=f"{metric} vs {error} (mean +- sample SD over seeds)",
         xaxis_title=f"{error} (lower is better)",
         yaxis_title=metric,
         xaxis_type="log" if log_x else "linear",

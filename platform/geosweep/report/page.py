@@ -11,7 +11,14 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from geosweep.comparison.figures import parallel_coordinates
-from geosweep.comparison.groups import group_rows, protocol_prefix, result_columns, table_cells, varying_axes
+from geosweep.comparison.groups import (
+    COMPANIONS,
+    group_rows,
+    protocol_prefix,
+    result_columns,
+    table_cells,
+    varying_axes,
+)
 from geosweep.report import figures
 from geosweep.report.collect import ReportData, collect
 from geosweep.report.tables import html_table, robustness
@@ -55,7 +62,10 @@ def render(data: ReportData) -> str:
         f"<p>{len(rows)} runs ({counts}) in <code>{html.escape(data.tracking_uri)}</code>; ranked by "
         f"<b>{html.escape(metric)}</b> ({mode}); generated {datetime.datetime.now():%Y-%m-%d %H:%M}.</p>",
         "<h2>Leaderboard</h2>",
-        note("Configurations grouped over seeds: mean +- std, never best-of."),
+        note(
+            "Configurations grouped over seeds, never best-of: mean +- sample SD [95 % t-interval of the mean]. "
+            "vs best: '~ best' where Welch's t-test (two-sided, 5 %) cannot tell it from the best."
+        ),
         html_table(*table_cells(groups, metric, columns), css_class="leaderboard"),
         "<h2>Parallel coordinates</h2>",
         plot(parallel_coordinates(rows, varying_axes(rows), metric, mode), "parallel-coordinates"),
@@ -82,6 +92,10 @@ def render(data: ReportData) -> str:
     header, table = robustness(rows, metric)
     missing = note(f"No run logged {protocol_prefix(metric)}<protocol> metrics.")
     sections.append(html_table(header, table, "robustness") if table else missing)
+    for companion in COMPANIONS.get(metric, ()):  # mean per-class accuracy beside the overall one
+        header, table = robustness(rows, companion)
+        if table:
+            sections += [note(f"{protocol_prefix(companion)}<protocol>:"), html_table(header, table, "robustness")]
 
     sections.append("<h2>Learning curves</h2>")
     if data.curves:

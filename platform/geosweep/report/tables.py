@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import html
-import statistics
 from collections import defaultdict
 from typing import get_args
 
 from geosweep.comparison.figures import finite
-from geosweep.comparison.groups import protocol_prefix
+from geosweep.comparison.groups import Spread, protocol_prefix, spread_text
 from geosweep.comparison.rows import Row
 from geosweep.data.rotations import RotationProtocol
 
@@ -27,7 +26,7 @@ def robustness(rows: list[Row], metric: str) -> tuple[list[str], list[list[str]]
     Columns read `train/test` (z/z, z/so3, so3/so3, ...) from each run's
     `dataset.rotation.train` param and its `test_acc/<protocol>` metrics (for
     `val_gap`: `test_gap/<variant>`, with no training rotation). Failed runs are
-    left out; a cell is mean +- std (runs) over seeds and any other setting.
+    left out; a cell is mean +- sample SD [95 % interval] (runs) over seeds and any other setting.
 
     Returns:
         (header, rows of text cells); no rows when no run logged such a metric.
@@ -51,9 +50,7 @@ def robustness(rows: list[Row], metric: str) -> tuple[list[str], list[list[str]]
         texts = []
         for column in columns:
             values = cells[key].get(column, [])
-            texts.append(
-                f"{statistics.mean(values):.3f} +- {statistics.pstdev(values):.3f} ({len(values)})" if values else "-"
-            )
+            texts.append(f"{spread_text(Spread(tuple(values)), '.3f')} ({len(values)})" if values else "-")
         table.append([*key, *texts])
     return header, table
 

@@ -20,6 +20,12 @@ _ZERO_RADIUS_ULPS = 16
 # Eigenvalues below this fraction of the largest are round-off of a rank-deficient cloud.
 _NULL_EIGVAL = 1e-10
 
+# Below these a single PCA frame is unstable: a random deformation moving every point by 1 % of its distance
+# from the centroid moves the frame by more than 0.1 rad on average (a flipped sign moves a column by pi), ten
+# times the perturbation. Measured by geosweep.bench.frame_stability (docs/benchmarks.md#frame-stability).
+EIGENGAP_TOL = 0.08
+SKEWNESS_TOL = 0.03
+
 
 class Representation(torch.nn.Module):
     """Maps a batch of point clouds to one or more invariant 'frames' of per-point features.
@@ -30,11 +36,18 @@ class Representation(torch.nn.Module):
     attribute is the documented default; a representation whose symmetries depend on
     its kwargs overrides it per instance in `__init__`.
 
+    `equivariances` (a subset of {"rotation", "reflection"}, same reading) names the groups
+    under which each frame turns with the input instead: rep(x @ Q.T) = rep(x) @ Q.T, as
+    centred coordinates do. A backbone invariant under those maps of its input (Vector
+    Neurons) then makes the whole model invariant (`Model.invariances`).
+
     `deterministic` says the output is a function of the input points alone (no random
-    draws, same in training and eval mode), so the platform may cache it by content hash.
+    draws, no learned parameters, same in training and eval mode), so the platform may
+    cache it by content hash.
     """
 
     invariances: ClassVar[frozenset[str]]
+    equivariances: ClassVar[frozenset[str]] = frozenset()
     deterministic: ClassVar[bool] = True
 
     def out_channels(self, dim: int) -> int:
@@ -64,6 +77,19 @@ class Representation(torch.nn.Module):
             name = REPRESENTATIONS.name_of(type(self)) or type(self).__name__
             raise ValueError(f"representation {name!r}: {err}") from None
         return super().__call__(points, *args, **kwargs)
+
+    def fallback_counts(self, points: Tensor) -> dict[str, int]:
+        """How many of these clouds the representation could only encode by a fallback, per fallback.
+
+        A trial logs each as `repr/<fallback>_frac` before training, so a fallback never passes unseen.
+
+        Args:
+            points: (B, N, d) point clouds.
+
+        Returns:
+            fallback name -> clouds that took it; {} for representations without one.
+        """
+        return {}
 
     def forward(self, points: Tensor) -> Tensor:
         """Compute the frames.
@@ -185,16 +211,47 @@ def column_signs(y: Tensor, rule: SignRule) -> Tensor:
     return torch.where(stat < 0, -1.0, 1.0).to(y.dtype)
 
 
-def ambiguity_stats(points: Tensor, *, sign_tol: float = 1e-3, gap_tol: float = 1e-2) -> dict[str, float]:
-    """How many clouds of a batch sit where a single canonical PCA frame is ill-defined.
+def frame_conditioning(points: Tensor) -> tuple[Tensor, Tensor]:
+    """How well each cloud's single PCA frame is determined: its smallest relative eigengap and |skewness|.
 
-    A sample has an ambiguous sign when some principal column has |skewness| below
-    `sign_tol`, skewness = mean_i y_ij^3 / (mean_i y_ij^2)^{3/2} (scale- and
-    N-free; equals N^{1/2} sum_i y^3 / (sum_i y^2)^{3/2}). A sample has a small
-    eigengap when some (lambda_i - lambda_{i+1}) / lambda_1 is below `gap_tol`.
-    Rank-deficient clouds (collinear, coplanar, all points equal) are flagged by
-    both: their null-space eigenvalues tie and those columns have no sign, although
-    the output there is zero and harmless.
+    The relative eigengap of consecutive principal axes i, i + 1 is (lambda_i - lambda_{i+1}) / lambda_i
+    (eigenvalues of Xc^T Xc, descending). To first order a deformation of relative size eps turns axis i
+    towards axis i + 1 by about eps (lambda_i + lambda_{i+1}) / (lambda_i - lambda_{i+1}), so this ratio, not
+    the gap over lambda_1, says how far the axes move: a long thin cylinder's two small axes are as loose as a
+    disc's. A column's skewness, mean_i y^3 / (mean_i y^2)^{3/2}, fixes its sign (scale- and N-free).
+    Null directions (below 1e-10 of the top eigenvalue) tie with each other (gap 0) and have no sign
+    (skewness 0): all points equal and collinear clouds get both; a coplanar 3-D cloud's normal is a
+    well-determined axis with an undetermined sign.
+
+    Args:
+        points: (B, N, d) point clouds.
+
+    Returns:
+        (B,) smallest relative eigengap and (B,) smallest |skewness| over the columns, float64.
+
+    Raises:
+        ValueError: as `check_clouds`.
+    """
+    check_clouds(points)
+    centred, vals, axes = principal_axes(points)
+    y = centred.detach() @ axes
+    var = vals / points.shape[1]
+    null = var <= _NULL_EIGVAL * var[:, :1]  # also catches all-equal clouds (0 <= 0)
+    skew = (y**3).mean(dim=1) / torch.where(null, 1.0, var) ** 1.5
+    skew = torch.where(null, 0.0, skew.abs())
+    upper = vals[:, :-1]
+    gaps = torch.where(null[:, :-1], 0.0, (upper - vals[:, 1:]) / torch.where(null[:, :-1], 1.0, upper))
+    return gaps.amin(dim=1), skew.amin(dim=1)
+
+
+def ambiguity_stats(
+    points: Tensor, *, sign_tol: float = SKEWNESS_TOL, gap_tol: float = EIGENGAP_TOL
+) -> dict[str, float]:
+    """How many clouds of a batch sit where a single canonical PCA frame is unstable (see `frame_conditioning`).
+
+    A sample has an ambiguous sign when some column's |skewness| is below `sign_tol`, and a small eigengap
+    when some consecutive relative eigengap is below `gap_tol`. The defaults are where a 1 % deformation
+    moves the frame ten times as far (EIGENGAP_TOL, SKEWNESS_TOL).
 
     Args:
         points: (B, N, d) point clouds.
@@ -208,23 +265,15 @@ def ambiguity_stats(points: Tensor, *, sign_tol: float = 1e-3, gap_tol: float = 
     Raises:
         ValueError: as `check_clouds`.
     """
-    check_clouds(points)
-    centred, vals, axes = principal_axes(points)
-    y = centred.detach() @ axes
-    var = vals / points.shape[1]
-    null = var <= _NULL_EIGVAL * var[:, :1]  # also catches all-equal clouds (0 <= 0)
-    skew = (y**3).mean(dim=1) / torch.where(null, 1.0, var) ** 1.5
-    ambiguous_sign = (null | (skew.abs() < sign_tol)).any(dim=1)
-    top = vals[:, :1]
-    gaps = (vals[:, :-1] - vals[:, 1:]) / torch.where(top > 0, top, 1.0)
-    small_gap = (gaps < gap_tol).any(dim=1)
+    gaps, skews = frame_conditioning(points)
+    ambiguous_sign, small_gap = int((skews < sign_tol).sum()), int((gaps < gap_tol).sum())
     batch = max(points.shape[0], 1)
     return {
         "num_samples": points.shape[0],
-        "ambiguous_sign_count": int(ambiguous_sign.sum()),
-        "ambiguous_sign_frac": float(ambiguous_sign.sum()) / batch,
-        "small_eigengap_count": int(small_gap.sum()),
-        "small_eigengap_frac": float(small_gap.sum()) / batch,
+        "ambiguous_sign_count": ambiguous_sign,
+        "ambiguous_sign_frac": ambiguous_sign / batch,
+        "small_eigengap_count": small_gap,
+        "small_eigengap_frac": small_gap / batch,
     }
 
 

@@ -1,4 +1,4 @@
-"""The sweep's leaderboard from its trial rows: configurations grouped over seeds (mean +- std, never best-of).
+"""The sweep's leaderboard from its trial rows: configurations grouped over seeds (mean, SD, interval; never best-of).
 
 Pure: the sweep's driver (geosweep.sweep.run) reads the rows from MLflow and logs what this builds on the parent run.
 """
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from geosweep.comparison.figures import parallel_coordinates, standalone_html
-from geosweep.comparison.groups import group_rows, result_columns, table_cells, varying_axes
+from geosweep.comparison.groups import ALPHA, group_rows, result_columns, table_cells, varying_axes
 from geosweep.comparison.rows import SEED_KEY, Row
 from geosweep.config import dump_yaml
 from geosweep.sweep.config import SweepConfig, trial_config
@@ -30,7 +30,10 @@ def markdown(sweep: SweepConfig, groups: list[dict], columns: list[str]) -> str:
     """The grouped configurations as a markdown table, best first."""
     header, rows = table_cells(groups, sweep.metric, columns)
     lines = [
-        f"# Sweep `{sweep.name}`: {sweep.metric} ({sweep.mode}), mean +- std over seeds",
+        f"# Sweep `{sweep.name}`: {sweep.metric} ({sweep.mode}) over seeds",
+        "",
+        f"Cells: mean +- sample SD [{1 - ALPHA:.0%} t-interval of the mean]. vs best: `~ best` where Welch's "
+        f"t-test (two-sided, {ALPHA:.0%}) cannot tell the configuration from the best, `worse` where it can.",
         "",
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),

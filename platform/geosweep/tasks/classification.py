@@ -10,11 +10,13 @@ from pydantic import Field
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
-from geosweep.data import apply_rotation_protocols
+from geosweep import random_streams
+from geosweep.data import rotate_evaluation_splits
+from geosweep.data.augmentation import augment
 from geosweep.model import InvariantModel, build_model
 from geosweep.registry import DATASETS, TASKS
 from geosweep.tasks.base import Batch
-from geosweep.tasks.evaluation import accuracy, ambiguity_fractions, robustness_and_certificate
+from geosweep.tasks.evaluation import accuracies, ambiguity_fractions, robustness_and_certificate
 from geosweep.tasks.inputs import prepare_inputs
 
 if TYPE_CHECKING:
@@ -26,14 +28,16 @@ class Classification:
     """Cross-entropy classification scored by accuracy.
 
     A deterministic representation's frames are computed once (and cached) and fed to
-    the model's frames entry; stochastic representations run in the model every step.
+    the model's frames entry; stochastic representations run in the model every step, and
+    so does any representation whose training clouds' per-epoch draws (rotation protocol,
+    augmentation) can change its output (tasks/inputs.py).
 
     Args:
         label_smoothing: cross-entropy label smoothing in [0, 1).
     """
 
     grad_clip = None
-    epoch_metrics = ("val_acc", "test_acc")  # evaluate()'s keys
+    epoch_metrics = ("val_acc", "val_mean_class_acc", "test_acc", "test_mean_class_acc")  # evaluate()'s keys
 
     def __init__(self, label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.0) -> None:
         self.label_smoothing = label_smoothing
@@ -69,10 +73,9 @@ class Classification:
                 f"training clouds of dataset {config.dataset.name!r}; expected at most {train_size // world_size}"
             )
         rotation = config.dataset.rotation
-        data = apply_rotation_protocols(self.canonical, rotation.train, rotation.test, seed=config.seed)
+        data = rotate_evaluation_splits(self.canonical, rotation.train, rotation.test, seed=config.seed)
         self.model = build_model(config, dim=data.dim, out_dim=data.num_classes)
         self.inputs = prepare_inputs(config, data, self.model.representation, rank)
-        self.input_name = "frames" if self.inputs.precomputed else "points"
         train_set = TensorDataset(self.inputs.train, torch.from_numpy(data.train.labels))
         self.sampler = DistributedSampler(train_set, world_size, rank, shuffle=True, seed=config.seed, drop_last=True)
         self.loader = DataLoader(train_set, batch_size=config.batch_size, sampler=self.sampler, drop_last=True)
@@ -82,32 +85,40 @@ class Classification:
     def start_metrics(self) -> dict[str, float]:
         """The frame cache's hits and seconds, and how ambiguous a single canonical frame is on this data."""
         splits = (self.canonical.train, self.canonical.val, self.canonical.test)
-        return self.inputs.metrics | ambiguity_fractions([split.points for split in splits])
+        return self.inputs.metrics | ambiguity_fractions([split.points for split in splits], self.model.representation)
 
     def batches(self, epoch: int) -> Iterator[Batch]:
-        """This rank's shard of the train split, reshuffled per epoch, as frames (cached) or points."""
+        """This rank's shard of the train split, reshuffled per epoch: cached frames, or points drawn afresh.
+
+        Points get this epoch's rotation and augmentation, from this rank's stream for the epoch; cached frames
+        are what every such draw would give (tasks/inputs.py).
+        """
         self.sampler.set_epoch(epoch)
+        rng = random_streams.generator("augment.train", self.config.seed, self.rank, epoch)
+        dataset = self.config.dataset
         for x, labels in self.loader:
-            yield Batch({self.input_name: x.to(self.device)}, labels.to(self.device))
+            if self.inputs.train_name == "points":
+                x = torch.from_numpy(augment(x.numpy(), dataset.rotation.train, dataset.augmentation, rng))
+            yield Batch({self.inputs.train_name: x.to(self.device)}, labels.to(self.device))
 
     def end_epoch(self) -> dict[str, float]:
         """Nothing to update between epochs."""
         return {}
 
     def evaluate(self) -> dict[str, float]:
-        """Accuracy on val and test, each rank a shard (amortised runs at the grid's first value)."""
+        """Overall and mean per-class accuracy on val and test, each rank a shard (amortised: the first grid value)."""
         self._set_amortised(0)
-        return {"val_acc": self._accuracy("val"), "test_acc": self._accuracy("test")}
+        return {f"{split}_{name}": v for split in ("val", "test") for name, v in self._accuracies(split).items()}
 
     def final_metrics(self) -> dict[str, float]:
         """Rank 0 after training: rotation-robustness table, invariance certificate, amortised grid."""
         test, certify, model = self.canonical.test, self.config.certify, self.model
         final = robustness_and_certificate(
             model,
-            self,
+            self.canonical.num_classes,
             test.points,
             test.labels,
-            model.representation.invariances,
+            model.invariances,
             samples=certify.samples,
             max_clouds=certify.max_clouds,
             seed=self.config.seed,
@@ -118,8 +129,8 @@ class Classification:
             for index, value in enumerate(amortised.grid):
                 self._set_amortised(index)
                 for split in ("val", "test"):
-                    key = f"amortised/{amortised.name}:{value:g}/{split}_acc"  # MLflow names allow no "="
-                    final[key] = self._accuracy(split, sharded=False)
+                    for name, score in self._accuracies(split, sharded=False).items():
+                        final[f"amortised/{amortised.name}:{value:g}/{split}_{name}"] = score  # MLflow allows no "="
             self._set_amortised(0)
         return final
 
@@ -130,11 +141,12 @@ class Classification:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Nothing to restore."""
 
-    def _accuracy(self, split: str, sharded: bool = True) -> float:
-        """Accuracy on `split` ("val" or "test"): sharded over ranks (a collective), or this rank's alone."""
+    def _accuracies(self, split: str, sharded: bool = True) -> dict[str, float]:
+        """`acc` and `mean_class_acc` on `split` ("val" or "test"): sharded over ranks (a collective), or rank 0's."""
         inputs, labels = getattr(self.inputs, split), getattr(self, f"{split}_labels")
         rank, world_size = (self.rank, self.world_size) if sharded else (0, 1)
-        return accuracy(self.model, self, inputs, labels, rank, world_size, self.device, self.input_name)
+        num_classes, name = self.canonical.num_classes, self.inputs.eval_name
+        return accuracies(self.model, inputs, labels, num_classes, rank, world_size, self.device, name)
 
     def _set_amortised(self, index: int) -> None:
         if self.model.amortised:
