@@ -11,6 +11,7 @@ from geosweep.invariance import (
     SCALE_RANGE,
     TOLERANCES,
     assert_invariant,
+    assert_representation_equivariant,
     assert_representation_invariant,
     certify_model,
     groups_of,
@@ -177,6 +178,21 @@ def test_frame_axis_compares_frames_as_a_set():
     assert invariance_error(collapsing, x, "translation", frame_axis=1) > 1.0
 
 
+@pytest.mark.parametrize("dim", DIMS)
+def test_vector_axis_checks_that_vectors_turn_with_the_input(dim):
+    x = anisotropic_clouds(dim)
+    # Centred coordinates turn with the input: equivariant, so not invariant.
+    assert invariance_error(centred, x, "O(d)", vector_axis=-1) < 1e-12
+    assert invariance_error(centred, x, "O(d)") > 0.3
+    # Translations leave them unchanged; the turned comparison applies to the orthogonal part only.
+    assert invariance_error(centred, x, ("translation", "O(d)"), vector_axis=-1) < 1e-12
+    # Vectors on another axis: (B, d, N) instead of (B, N, d).
+    assert invariance_error(lambda p: centred(p).mT, x, "O(d)", vector_axis=1) < 1e-12
+    squared = lambda p: centred(p) ** 2  # noqa: E731
+    with pytest.raises(AssertionError, match=r"not equivariant under SO\(d\)"):
+        assert_invariant(squared, x, "SO(d)", vector_axis=-1)
+
+
 class NoisyCentred(nn.Module):
     """A representation that is stochastic in training mode only (like train-time augmentation)."""
 
@@ -195,6 +211,15 @@ def test_assert_representation_invariant_uses_eval_mode_and_restores_it():
     rep.invariances = frozenset({"translation", "rotation"})
     with pytest.raises(AssertionError, match=r"SO\(d\)"):
         assert_representation_invariant(rep, anisotropic_clouds(3))
+
+
+def test_assert_representation_equivariant_checks_the_declared_groups_only():
+    rep = NoisyCentred()
+    rep.equivariances = frozenset({"rotation", "reflection"})
+    assert set(assert_representation_equivariant(rep, anisotropic_clouds(3))) == {"O(d)"}
+    assert rep.training
+    rep.equivariances = frozenset()
+    assert assert_representation_equivariant(rep, anisotropic_clouds(3)) == {}
 
 
 # --- model certificate

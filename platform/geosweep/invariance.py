@@ -10,7 +10,9 @@ Groups are named by `GROUPS`. One `Transform` acts on (B, N, d) points as
 x -> s * x @ Q.T + t followed by a permutation of the points (the same element
 for every cloud of the batch). Errors are measured per cloud relative to
 max(1, max |fn(x)|): an absolute error for O(1) outputs and a relative one for
-larger outputs, so one tolerance serves clouds in any unit.
+larger outputs, so one tolerance serves clouds in any unit. An equivariant output whose
+vectors turn with the input (Vector Neuron features, centred coordinates) is compared
+with fn(x) turned by the same orthogonal map (`vector_axis`).
 """
 
 from __future__ import annotations
@@ -156,6 +158,13 @@ def sample_transforms(
     return [Transform(q[i].to(dtype), t[i].to(dtype), float(s[i]), perms[i]) for i in range(count)]
 
 
+def _turned(ref: Tensor, rotation: Tensor, vector_axis: int | None) -> Tensor:
+    """`ref` = fn(x) as fn(g.x) must be if its vectors along `vector_axis` turn with the input; unchanged if None."""
+    if vector_axis is None:
+        return ref
+    return (ref.movedim(vector_axis, -1) @ rotation.to(ref).T).movedim(-1, vector_axis)
+
+
 def _cloud_errors(out: Tensor, ref: Tensor, perm: Tensor | None, point_axis: int, frame_axis: int | None) -> Tensor:
     """(B,) errors of `out` = fn(g.x) against `ref` = fn(x), permuted by `perm` if equivariant."""
     if perm is not None:
@@ -180,6 +189,7 @@ def invariance_error(
     permutation: Literal["invariant", "equivariant"] = "invariant",
     point_axis: int = 1,
     frame_axis: int | None = None,
+    vector_axis: int | None = None,
 ) -> float:
     """Largest change of fn's output under sampled elements of the product of `groups`.
 
@@ -195,9 +205,13 @@ def invariance_error(
         frame_axis: if given, fn's output along this axis is an unordered set
             of frames (frame averaging), compared by Hausdorff distance: each
             frame against the nearest frame of the other set, both ways.
+        vector_axis: if given, fn's output along this axis holds d-vectors that must turn
+            with the input (SO(d)/O(d) equivariance): fn(g.x) is compared with fn(x) @ Q.T
+            there, Q being g's orthogonal part; translations and scale must leave them unchanged.
 
     Returns:
-        max over elements and clouds of max |fn(g.x) - fn(x)| / max(1, max |fn(x)|);
+        max over elements and clouds of max |fn(g.x) - expected| / max(1, max |fn(x)|), expected
+        being fn(x) (turned by Q along `vector_axis`, permuted in equivariant mode);
         NaN or inf if fn produced non-finite values.
     """
     transforms = sample_transforms(
@@ -211,7 +225,13 @@ def invariance_error(
     with torch.no_grad():
         ref = fn(points)
         errors = [
-            _cloud_errors(fn(g(points)), ref, g.perm if permutation == "equivariant" else None, point_axis, frame_axis)
+            _cloud_errors(
+                fn(g(points)),
+                _turned(ref, g.rotation, vector_axis),
+                g.perm if permutation == "equivariant" else None,
+                point_axis,
+                frame_axis,
+            )
             for g in transforms
         ]
     # torch.max propagates NaN, Python's max would depend on the order.
@@ -229,6 +249,7 @@ def assert_invariant(
     permutation: Literal["invariant", "equivariant"] = "invariant",
     point_axis: int = 1,
     frame_axis: int | None = None,
+    vector_axis: int | None = None,
 ) -> dict[str, float]:
     """Check each group separately, so a failure names the group that breaks.
 
@@ -245,6 +266,7 @@ def assert_invariant(
         permutation: "invariant" or "equivariant" along `point_axis`, as for `invariance_error`.
         point_axis: axis of fn's output indexing the points (equivariant mode).
         frame_axis: if given, the axis of fn's output that holds an unordered set of frames.
+        vector_axis: if given, the axis of fn's output whose vectors turn with the input.
 
     Returns:
         The error per group.
@@ -267,8 +289,10 @@ def assert_invariant(
             permutation=permutation,
             point_axis=point_axis,
             frame_axis=frame_axis,
+            vector_axis=vector_axis,
         )
-        kind = "equivariant" if group == "permutation" and permutation == "equivariant" else "invariant"
+        turned = group in ("SO(d)", "O(d)") and vector_axis is not None
+        kind = "equivariant" if turned or (group == "permutation" and permutation == "equivariant") else "invariant"
         # `not err <= tol` also fails on NaN.
         if not err <= tol:
             raise AssertionError(
@@ -327,6 +351,40 @@ def assert_representation_invariant(
         )
 
 
+def assert_representation_equivariant(
+    representation: nn.Module, points: Tensor, *, samples: int = 8, seed: int = 0, tol: float | None = None
+) -> dict[str, float]:
+    """Check that a representation's frames turn with the input under the groups in its `equivariances`, in eval mode.
+
+    rep(x @ Q.T) must equal rep(x) @ Q.T (frames compared as an unordered set): what lets a
+    rotation-invariant backbone make the whole model rotation invariant.
+
+    Args:
+        representation: module with an `equivariances` attribute.
+        points: (B, N, d) clouds.
+        samples: group elements per group.
+        seed: seeds the group elements.
+        tol: bound on the error; default `TOLERANCES[points.dtype]`.
+
+    Returns:
+        The error per declared group.
+
+    Raises:
+        AssertionError: naming the group that breaks.
+    """
+    with _eval_mode(representation):
+        return assert_invariant(
+            representation,
+            points,
+            groups_of(representation.equivariances),
+            samples=samples,
+            seed=seed,
+            tol=tol,
+            frame_axis=1,
+            vector_axis=-1,
+        )
+
+
 def certify_model(
     model: nn.Module,
     points: Tensor,
@@ -342,14 +400,14 @@ def certify_model(
     (every backbone pools, so the whole model is permutation invariant). Each
     element costs one forward per chunk of `chunk_size` clouds. The model runs
     in eval mode without grad and is restored to its previous mode. Passing more
-    than the representation declares (e.g. rotations for `raw`) measures how far
+    than the model declares (e.g. rotations for `raw` + `pointnet`) measures how far
     the model is from a symmetry it does not claim.
 
     Args:
         model: maps (B, N, d) points to (B, classes) logits.
         points: (B, N, d) clouds on the model's device.
         invariances: symmetry names as in `groups_of`, usually the
-            representation's declared invariances.
+            model's declared invariances (`Model.invariances`).
         samples: K, the number of group elements.
         seed: seeds the elements.
         chunk_size: clouds per forward.

@@ -36,6 +36,18 @@ class Model(nn.Module):
         self.backbone = backbone
 
     @property
+    def invariances(self) -> frozenset[str]:
+        """What the whole model guarantees, named as `Representation.invariances`; what its certificate checks.
+
+        The representation's own invariances, plus the backbone's under the groups the
+        representation hands on by turning its frames with the input (`equivariances`): raw
+        coordinates turn with a rotation and a Vector Neuron backbone cannot see it, so raw +
+        vn_dgcnn is rotation invariant. Backbones without an `invariances` attribute claim nothing.
+        """
+        handed_on = self.representation.equivariances & getattr(self.backbone, "invariances", frozenset())
+        return frozenset(self.representation.invariances | handed_on)
+
+    @property
     def amortised(self) -> Amortised | None:
         """The hyperparameter the backbone covers as a range (a hypernetwork conditioned on it), or None."""
         return getattr(self.backbone, "amortised", None)

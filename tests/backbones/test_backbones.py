@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import geosweep.backbones  # noqa: F401  (registers every backbone)
+from geosweep.invariance import assert_invariant, groups_of, invariance_error
 from geosweep.registry import BACKBONES
 from tiny_sizes import TINY_BACKBONES
 
@@ -17,6 +18,8 @@ ALL_NAMES = BACKBONES.names()
 # The (B, N, C) -> (B, out_dim) contract tested here is the classification backbones'; another kind
 # (the attention model's "tour") has its own test file.
 NAMES = [name for name in ALL_NAMES if BACKBONES.kind(name) == "classification"]
+# Backbones that claim invariance under maps of their input's channels as vectors (Vector Neurons).
+DECLARING = [name for name in NAMES if getattr(BACKBONES.get(name), "invariances", frozenset())]
 OUT_DIM = 5
 
 
@@ -89,6 +92,58 @@ def test_dgcnn_k_larger_than_num_points(num_points):
     assert torch.isfinite(out).all()
 
 
+def test_the_vector_neuron_backbones_declare_invariances():
+    assert {"vn_dgcnn", "vn_pointnet"} <= set(DECLARING)
+
+
+@pytest.mark.parametrize("name", DECLARING)
+@pytest.mark.parametrize("in_channels", [2, 3])
+@pytest.mark.parametrize("pooling", ["mean", "max"])
+def test_declared_invariances_hold(name, in_channels, pooling):
+    """Each group a backbone declares leaves its output unchanged: float64, tolerance 1e-5."""
+    model = eval_float64(build(name, in_channels, pooling=pooling), in_channels)
+    x = torch.randn(3, 24, in_channels, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        errors = assert_invariant(model, x - x.mean(dim=1, keepdim=True), groups_of(model.invariances))
+    assert "SO(d)" in errors or "O(d)" in errors
+
+
+def test_vn_dgcnn_is_invariant_under_reflections_and_vn_pointnet_is_not():
+    """VN-DGCNN has no cross product (O(3)); VN-PointNet's first layer has one (SO(3): chirality is kept)."""
+    x = torch.randn(3, 24, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    assert build("vn_dgcnn").invariances == {"rotation", "reflection"}
+    assert build("vn_pointnet").invariances == {"rotation"}
+    assert build("vn_pointnet", in_channels=2).invariances == {"rotation", "reflection"}  # no cross product in 2-D
+    with torch.no_grad():
+        assert invariance_error(eval_float64(build("vn_pointnet")), x, "O(d)") > 1e-6
+        assert invariance_error(eval_float64(build("vn_pointnet")), x, "SO(d)") < 1e-12
+
+
+@pytest.mark.parametrize("name", DECLARING)
+def test_vector_neuron_backbones_need_centred_input(name):
+    # Not translation invariant: a representation must centre (every registered one does).
+    x = torch.randn(3, 24, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        assert invariance_error(eval_float64(build(name)), x, "translation") > 1e-6
+
+
+@pytest.mark.parametrize("name", ["pointnet", "dgcnn"])
+def test_plain_backbones_are_not_rotation_invariant(name):
+    # The negative control: the claim above is not something every backbone would pass.
+    x = torch.randn(3, 24, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    assert not getattr(BACKBONES.get(name), "invariances", frozenset())
+    with torch.no_grad():
+        assert invariance_error(eval_float64(build(name)), x, "SO(d)") > 1e-3
+
+
+@pytest.mark.parametrize("name", DECLARING)
+@pytest.mark.parametrize("num_points", [1, 8])
+def test_vector_neuron_k_larger_than_num_points(name, num_points):
+    out = build(name, k=50).eval()(torch.randn(2, num_points, 3))
+    assert out.shape == (2, OUT_DIM)
+    assert torch.isfinite(out).all()
+
+
 @pytest.mark.parametrize("name", ALL_NAMES)
 def test_unknown_kwarg_rejected(name):
     with pytest.raises(ValueError, match="unknown argument 'widthz'"):
@@ -115,6 +170,10 @@ def test_dropout_out_of_range_rejected(name, dropout):
         ("deepsets", {"pool": "median"}, "pool"),
         ("deepsets", {"point_widths": ()}, "point_widths"),
         ("pointnet", {"head_widths": (-1,)}, "head_widths.0"),
+        ("vn_dgcnn", {"pooling": "median"}, "pooling"),
+        ("vn_dgcnn", {"emb_dims": 2}, "emb_dims"),
+        ("vn_pointnet", {"point_widths": ()}, "point_widths"),
+        ("vn_pointnet", {"k": 0}, "k"),
     ],
 )
 def test_bad_kwargs_name_the_argument(name, kwargs, argument):

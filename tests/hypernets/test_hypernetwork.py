@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import geosweep.config  # noqa: F401  (fills the registries)
-from geosweep.hypernets.hypernetwork import Amortised, spectrum
+from geosweep.hypernets.hypernetwork import Amortised, rms_radius, spectrum
 from geosweep.registry import BACKBONES, HYPERNETS
 from tiny_sizes import TINY_BACKBONES
 
@@ -47,6 +47,32 @@ def test_mip_weights_do_not_grow_with_the_condition_while_standard_ones_do():
     assert max(mip_norms) < 1.5 * min(mip_norms)
 
 
+def generated_weight_norms(hyper, points):
+    hyper.eval()(points)
+    return torch.cat([g.weight.flatten(1) for g in hyper.generated.values()], 1).norm(dim=1)
+
+
+def test_mip_is_invariant_to_the_magnitude_of_a_condition_spanning_orders_of_magnitude():
+    # One cloud at radii 1e-3 .. 1e3: the `scale` condition (its RMS radius) spans six orders of magnitude.
+    torch.manual_seed(1)
+    cloud = torch.randn(1, 32, 3)
+    cloud = cloud / rms_radius(cloud)[..., None]  # radius 1, so the copies have radii 1e-3, 1e-2, ..., 1e3
+    clouds = torch.cat([cloud * 10.0**e for e in range(-3, 4)])
+    standard = wrap("standard", tiny_pointnet(), condition="scale")
+    mip = wrap("mip", tiny_pointnet(), condition="scale", scale_range=(0.01, 100.0))
+    # MIP's guarantee: h's input has constant norm whatever the condition's magnitude (sqrt(1) here)...
+    torch.testing.assert_close(mip.encoded(clouds).norm(dim=1), torch.ones(7))
+    torch.testing.assert_close(standard.encoded(clouds)[:, 0], rms_radius(clouds)[:, 0])
+    # ...so the generated weights stay near theta_0, while standard's grow with the radius (h is near homogeneous).
+    standard_norms, mip_norms = generated_weight_norms(standard, clouds), generated_weight_norms(mip, clouds)
+    assert (standard_norms.diff() > 0).all() and standard_norms[-1] > 100 * standard_norms[3]
+    assert mip_norms.max() < 1.5 * mip_norms.min()
+    # Radii outside scale_range saturate at its ends instead of wrapping round the encoding.
+    torch.testing.assert_close(mip_norms[:2], mip_norms[1].expand(2))
+    torch.testing.assert_close(mip_norms[-2:], mip_norms[-2].expand(2))
+    assert mip.encoded(clouds)[0, 0] == 1 and mip.encoded(clouds)[-1, 1] == 1
+
+
 def test_spectrum_condition_generates_per_sample_weights_batched():
     hyper = wrap("mip", tiny_pointnet()).eval()
     points = torch.randn(5, 32, 3) * torch.tensor([3.0, 2.0, 1.0])
@@ -84,6 +110,8 @@ def test_diagnostics_report_relative_change_per_generated_tensor():
             r"targets \['nope'\] are not modules of the backbone \(top-level modules: point_mlp, head\)",
         ),
         ({"condition": "hyperparam"}, "needs `amortised`"),
+        ({"condition": "scale"}, "needs `scale_range`"),
+        ({"condition": "scale", "scale_range": (2.0, 1.0)}, r"scale_range \(2.0, 1.0\): low must be below high"),
     ],
 )
 def test_bad_settings_are_named(kwargs, message):

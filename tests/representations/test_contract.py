@@ -6,6 +6,7 @@ import torch
 from clouds import generic_clouds
 from geosweep.invariance import (
     assert_invariant,
+    assert_representation_equivariant,
     assert_representation_invariant,
     groups_of,
     invariance_error,
@@ -61,6 +62,24 @@ def test_declared_invariances_hold(name, dim, dtype):
     rep = REPRESENTATIONS.build(name, {})
     errors = assert_representation_invariant(rep, generic_clouds(dim, dtype))
     assert set(errors) == set(groups_of(rep.invariances))
+
+
+EQUIVARIANT = [name for name in REPRESENTATIONS.names() if REPRESENTATIONS.get(name).equivariances]
+
+
+def test_raw_and_raw_aug_declare_that_their_frames_turn_with_the_input():
+    assert {"raw", "raw_aug"} <= set(EQUIVARIANT)
+
+
+@pytest.mark.parametrize("name", EQUIVARIANT)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("dim", [2, 3])
+def test_declared_equivariances_hold(name, dim, dtype):
+    """rep(x Q^T) = rep(x) Q^T under each declared group, in eval mode: what hands the group on to a backbone."""
+    rep = REPRESENTATIONS.build(name, {})
+    assert rep.equivariances <= {"rotation", "reflection"}
+    errors = assert_representation_equivariant(rep, generic_clouds(dim, dtype))
+    assert set(errors) == set(groups_of(rep.equivariances))
 
 
 @pytest.mark.parametrize("dim", [2, 3])

@@ -13,6 +13,9 @@ Conditions:
   invariant representation keeps the whole model invariant.
 - `hyperparam`: an amortised scalar hyperparameter (`amortised`), set by the
   training loop per batch (sampled from its range) and per grid value at the end.
+- `scale`: a declared magnitude feature, the sample's RMS radius about its centroid,
+  which spans orders of magnitude when the data do. mip maps its logarithm from the
+  declared `scale_range` to [0, 1], clamped (a radius outside saturates, never wraps).
 
 `standard` feeds the raw condition to h and uses h's output as the weights.
 `mip` (Ortiz et al., ICLR 2024) scales the condition to [0, 1], encodes each
@@ -28,7 +31,7 @@ import math
 from typing import Annotated, Any, ClassVar, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
 from torch import nn
 
 from geosweep.registry import HYPERNETS
@@ -89,6 +92,11 @@ def spectrum(x: torch.Tensor) -> torch.Tensor:
     return torch.where(total > 0, values / total.clamp_min(1e-300), uniform).to(x.dtype)
 
 
+def rms_radius(x: torch.Tensor) -> torch.Tensor:
+    """(B, N, C) -> (B, 1): root mean squared distance of the points from their centroid."""
+    return (x - x.mean(dim=1, keepdim=True)).square().sum(dim=-1).mean(dim=1, keepdim=True).sqrt()
+
+
 class Hypernetwork(nn.Module):
     """A backbone whose target Linear layers are generated per sample from a condition (`standard` or `mip`).
 
@@ -98,8 +106,10 @@ class Hypernetwork(nn.Module):
         targets: backbone modules whose Linear layers are generated (every backbone has `head`).
         hidden: hidden widths of the hypernetwork MLP h.
         activation: h's nonlinearity.
-        condition: `spectrum` (per-sample invariant descriptor) or `hyperparam` (amortised).
+        condition: `spectrum` (per-sample invariant descriptor), `hyperparam` (amortised) or `scale`
+            (per-sample RMS radius: a magnitude feature).
         amortised: the hyperparameter, its range and evaluation grid (condition `hyperparam` only).
+        scale_range: (low, high) radii that mip maps, on a log scale, to [0, 1] (condition `scale`, mip only).
     """
 
     mip: ClassVar[bool]  # the parametrization: MIP's encoding and residual theta_0, or the standard one
@@ -111,13 +121,22 @@ class Hypernetwork(nn.Module):
         targets: Annotated[tuple[str, ...], Field(min_length=1)] = ("head",),
         hidden: tuple[PositiveInt, ...] = (64, 64),
         activation: Activation = "relu",
-        condition: Literal["spectrum", "hyperparam"] = "spectrum",
+        condition: Literal["spectrum", "hyperparam", "scale"] = "spectrum",
         amortised: Amortised | None = None,
+        scale_range: tuple[PositiveFloat, PositiveFloat] | None = None,
     ) -> None:
         super().__init__()
         if condition == "hyperparam" and amortised is None:
             raise ValueError("hypernet condition 'hyperparam' needs `amortised` (name, low, high, grid)")
+        if condition == "scale" and self.mip and scale_range is None:
+            raise ValueError("hypernet mip with condition 'scale' needs `scale_range` (low, high radius)")
+        if scale_range is not None and not scale_range[0] < scale_range[1]:
+            raise ValueError(f"hypernet scale_range {scale_range}: low must be below high")
+        self.log_scale_range = torch.tensor(scale_range).log() if scale_range else None
         self.backbone, self.condition = target, condition
+        # No condition changes under an orthogonal map of the input (the covariance spectrum and the radius
+        # keep it, a scalar ignores it), so the wrapper keeps its target's claim (`Model.invariances` reads it).
+        self.invariances = getattr(target, "invariances", frozenset())
         self.amortised = amortised if condition == "hyperparam" else None  # what the model samples per batch
         self.generated, originals = replace_linears(target, targets)
         self.hyperparam: torch.Tensor | None = None  # set by the loop when condition = hyperparam
@@ -147,20 +166,31 @@ class Hypernetwork(nn.Module):
         self.hyperparam = torch.tensor(float(value))
 
     def conditioning(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, N, C) or (B, F, N, C) input -> (B, k) condition: the spectrum or the amortised value (mip: in [0, 1])."""
+        """(B, N, C) or (B, F, N, C) input -> (B, k) condition: spectrum, amortised value or radius (mip: in [0, 1])."""
+        # Frames differ by an orthogonal map, which changes neither spectrum nor radius: one frame suffices.
+        cloud = x[:, 0] if x.ndim == 4 else x
         if self.condition == "spectrum":
-            # Frames differ by an orthogonal map, which leaves the covariance spectrum unchanged: one frame suffices.
-            return spectrum(x[:, 0] if x.ndim == 4 else x)
+            return spectrum(cloud)
+        if self.condition == "scale":
+            if not self.mip:
+                return rms_radius(cloud)
+            low, high = self.log_scale_range.to(x)
+            return ((rms_radius(cloud).clamp_min(1e-30).log() - low) / (high - low)).clamp(0, 1)
         if self.hyperparam is None:
             raise RuntimeError("hypernet condition 'hyperparam': call set_hyperparam(value) before forward")
         value = self.amortised.to_unit(self.hyperparam) if self.mip else self.hyperparam
         return value.to(x).expand(len(x), 1)
 
-    def forward(self, x: torch.Tensor, **kwargs: Any) -> Any:
-        """The backbone on `x` (and `kwargs`, e.g. decode="sample"), its target layers generated per sample."""
+    def encoded(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, k) input of h: the raw condition (standard) or its constant-norm encoding (mip, norm sqrt(k))."""
         gamma = self.conditioning(x)
         if self.mip:
             gamma = torch.cat([torch.cos(math.pi * gamma / 2), torch.sin(math.pi * gamma / 2)], dim=-1)
+        return gamma
+
+    def forward(self, x: torch.Tensor, **kwargs: Any) -> Any:
+        """The backbone on `x` (and `kwargs`, e.g. decode="sample"), its target layers generated per sample."""
+        gamma = self.encoded(x)
         delta = self.h(gamma)  # (B, P)
         theta = self.theta0 + delta if self.mip else delta
         self.diagnostics = {"hypernet/output_norm_over_input_norm": (delta.norm(dim=1) / gamma.norm(dim=1)).mean()}

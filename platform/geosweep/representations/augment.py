@@ -1,4 +1,4 @@
-"""Raw centred coordinates with random rotations in training: the augmentation baseline."""
+"""Raw coordinates with random rotations in training: the augmentation baseline."""
 
 from __future__ import annotations
 
@@ -42,26 +42,31 @@ def random_rotations(batch: int, dim: int, group: Literal["z", "so3"], like: Ten
 
 @REPRESENTATIONS.register("raw_aug")
 class RawAugmented(Representation):
-    """Centred coordinates, randomly rotated per sample in training mode only; one frame.
+    """Raw coordinates (`raw`), each cloud randomly rotated about its centroid in training mode only; one frame.
 
-    Eval mode returns plain centred coordinates, so the model sees the test pose.
-    Augmentation teaches approximate invariance but guarantees none, hence only
-    translation and permutation are declared.
+    Eval mode returns what `raw` with the same `centre` does, so the model sees the
+    test pose. Augmentation teaches approximate invariance but guarantees none, hence
+    only permutation, and translation when centred, are declared.
 
     Args:
         group: "so3" for Haar-uniform 3-D rotations, "z" for rotations about the
             last (vertical) axis; for d = 2 both draw uniform SO(2) rotations.
+        centre: subtract each cloud's centroid; False keeps every cloud where it
+            is (a TSP instance turns in place, as in the test set's rotated copy).
     """
 
     invariances = frozenset({"translation", "permutation"})
+    equivariances = frozenset({"rotation", "reflection"})  # in eval mode, where it is plain `raw`
     deterministic = False
 
-    def __init__(self, group: Literal["z", "so3"] = "so3") -> None:
+    def __init__(self, group: Literal["z", "so3"] = "so3", centre: bool = True) -> None:
         super().__init__()
-        self.group = group
+        self.group, self.centre = group, centre
+        if not centre:
+            self.invariances = frozenset({"permutation"})
 
     def forward(self, points: Tensor) -> Tensor:
-        """Centre, and in training mode rotate, each cloud.
+        """Centre (if `centre`), and in training mode rotate, each cloud.
 
         Args:
             points: (B, N, d) point clouds.
@@ -69,8 +74,9 @@ class RawAugmented(Representation):
         Returns:
             (B, 1, N, d) coordinates, same dtype as `points`.
         """
-        centred = points - points.mean(dim=1, keepdim=True)
-        if self.training:
-            rot = random_rotations(points.shape[0], points.shape[-1], self.group, points)
-            centred = centred @ rot.mT
-        return centred.unsqueeze(1)
+        centroid = points.mean(dim=1, keepdim=True)
+        centred = points - centroid
+        if not self.training:
+            return (centred if self.centre else points).unsqueeze(1)
+        rotated = centred @ random_rotations(points.shape[0], points.shape[-1], self.group, points).mT
+        return (rotated if self.centre else rotated + centroid).unsqueeze(1)
