@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from geosweep.bench.plain import train_in_process
@@ -34,14 +35,14 @@ BENCH_EXPERIMENT = "bench"
 DEFAULT_CONFIG = Path(__file__).resolve().parents[3] / "configs" / "train" / "shapes_pointnet_tinv.yaml"
 
 
-def geosweep_epochs(
+def geosweep_train(
     config_path: Path,
     overrides: list[str],
     workdir: Path,
     storage_path: str | None = None,
     tracking_uri: str | None = None,
-) -> tuple[float, list[float], list[float]]:
-    """Run `geosweep train` in a fresh process.
+) -> tuple[MlflowClient, Run, float]:
+    """Run `geosweep train` in a fresh process, its run in the experiment `bench`.
 
     Args:
         config_path: the run config file.
@@ -53,8 +54,7 @@ def geosweep_epochs(
             cluster, one every node reaches.
 
     Returns:
-        (seconds from launch to the first epoch in MLflow, seconds between consecutive
-        epochs, seconds of each epoch's training phase alone).
+        A client of the store, the MLflow run it recorded, and the wall-clock time it was launched.
     """
     uri = tracking_uri or f"sqlite:///{workdir / 'mlflow.db'}"
     command = [
@@ -65,6 +65,8 @@ def geosweep_epochs(
         str(config_path),
         "--storage-path",
         storage_path or str(workdir / "ray"),
+        "--set",
+        f"tracking.experiment={BENCH_EXPERIMENT}",
     ]
     for item in overrides:
         command += ["--set", item]
@@ -73,6 +75,23 @@ def geosweep_epochs(
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name(BENCH_EXPERIMENT).experiment_id
     (run,) = client.search_runs([experiment], order_by=["attributes.start_time DESC"], max_results=1)  # this one's
+    return client, run, launched
+
+
+def geosweep_epochs(
+    config_path: Path,
+    overrides: list[str],
+    workdir: Path,
+    storage_path: str | None = None,
+    tracking_uri: str | None = None,
+) -> tuple[float, list[float], list[float]]:
+    """Run `geosweep train` in a fresh process (arguments as `geosweep_train`).
+
+    Returns:
+        (seconds from launch to the first epoch in MLflow, seconds between consecutive
+        epochs, seconds of each epoch's training phase alone).
+    """
+    client, run, launched = geosweep_train(config_path, overrides, workdir, storage_path, tracking_uri)
     stamps = [
         m.timestamp / 1000 for m in sorted(client.get_metric_history(run.info.run_id, "val_acc"), key=lambda m: m.step)
     ]
@@ -153,7 +172,6 @@ def measure_overhead(
         f"scaling.cpus_per_worker={threads}",
         f"dataset.kwargs.num_points={num_points}",
         f"dataset.kwargs.train_per_class={train_per_class}",
-        f"tracking.experiment={BENCH_EXPERIMENT}",
     ]
     config = parse_run_config(apply_overrides(load_run_config(config_path).model_dump(mode="json"), overrides))
     torch.set_num_threads(threads)

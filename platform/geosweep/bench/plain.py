@@ -27,12 +27,15 @@ class Epoch:
     val_acc: float
 
 
-def train_in_process(config: RunConfig, on_epoch: Callable[[Epoch], None] | None = None) -> list[Epoch]:
+def train_in_process(
+    config: RunConfig, on_epoch: Callable[[Epoch], None] | None = None, device: str = "cpu"
+) -> list[Epoch]:
     """Train `config` for its epochs in this process, with no Ray, DDP, checkpoints or MLflow.
 
     Args:
-        config: the run.
+        config: the run (its precision too: bf16 runs the forward under autocast, as geosweep does).
         on_epoch: called after each epoch (a plain Tune trainable reports there).
+        device: where to train.
 
     Returns:
         Every epoch's seconds and validation accuracy.
@@ -41,13 +44,14 @@ def train_in_process(config: RunConfig, on_epoch: Callable[[Epoch], None] | None
     data = DATASETS.build(config.dataset.name, config.dataset.kwargs, seed=config.seed)
     data = rotate_evaluation_splits(data, config.dataset.rotation.train, config.dataset.rotation.test, config.seed)
     task = TASKS.build(config.task.name, config.task.kwargs)
-    model = build_model(config, dim=data.dim, out_dim=data.num_classes)
+    model = build_model(config, dim=data.dim, out_dim=data.num_classes).to(device)
     optimizer = make_optimizer(config, model)
     scheduler = make_scheduler(config, optimizer)
     loader = DataLoader(
         TensorDataset(*as_tensors(data.train)), batch_size=config.batch_size, shuffle=True, drop_last=True
     )
-    val, test = as_tensors(data.val), as_tensors(data.test)
+    val, test = (tuple(t.to(device) for t in as_tensors(split)) for split in (data.val, data.test))
+    autocast = torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
     rotation, augmentation = config.dataset.rotation.train, config.dataset.augmentation  # drawn every epoch
     epochs = []
     for epoch in range(1, config.epochs + 1):
@@ -55,15 +59,19 @@ def train_in_process(config: RunConfig, on_epoch: Callable[[Epoch], None] | None
         model.train()
         rng = random_streams.generator("augment.train", config.seed, 0, epoch)
         for points, labels in loader:
-            points = torch.from_numpy(augment(points.numpy(), rotation, augmentation, rng))
-            loss, _ = task.loss(model(points), labels)
+            points = torch.from_numpy(augment(points.numpy(), rotation, augmentation, rng)).to(device)
+            with autocast:
+                outputs = model(points)
+            loss, _ = task.loss(outputs, labels.to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
         scheduler.step()
+        if device != "cpu":
+            torch.cuda.synchronize(device)  # the queued kernels belong to this epoch's time
         trained = time.perf_counter()
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), autocast:
             correct = [
                 sum(task.num_correct(model(x[i : i + 256]), y[i : i + 256]).item() for i in range(0, len(x), 256))
                 for x, y in (val, test)

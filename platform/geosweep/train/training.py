@@ -93,6 +93,8 @@ class Training:
             sums = values if sums is None else sums + values
             steps += 1
             on_step(time.perf_counter() - step_started, config.batch_size, loss)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)  # the epoch's queued kernels count in its seconds
         seconds = time.perf_counter() - started
         lr = self.scheduler.get_last_lr()[0]  # this epoch's
         self.scheduler.step()
