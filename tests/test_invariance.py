@@ -11,8 +11,7 @@ from geosweep.invariance import (
     SCALE_RANGE,
     TOLERANCES,
     assert_invariant,
-    assert_representation_equivariant,
-    assert_representation_invariant,
+    assert_representation,
     certify_model,
     groups_of,
     invariance_error,
@@ -203,23 +202,23 @@ class NoisyCentred(nn.Module):
         return (centred(points) + noise).unsqueeze(1)
 
 
-def test_assert_representation_invariant_uses_eval_mode_and_restores_it():
+def test_assert_representation_uses_eval_mode_and_restores_it():
     rep = NoisyCentred()
-    errors = assert_representation_invariant(rep, anisotropic_clouds(3))
+    errors = assert_representation(rep, anisotropic_clouds(3))
     assert set(errors) == {"translation", "permutation"} and max(errors.values()) < 1e-12
     assert rep.training
     rep.invariances = frozenset({"translation", "rotation"})
     with pytest.raises(AssertionError, match=r"SO\(d\)"):
-        assert_representation_invariant(rep, anisotropic_clouds(3))
+        assert_representation(rep, anisotropic_clouds(3))
 
 
 def test_assert_representation_equivariant_checks_the_declared_groups_only():
     rep = NoisyCentred()
     rep.equivariances = frozenset({"rotation", "reflection"})
-    assert set(assert_representation_equivariant(rep, anisotropic_clouds(3))) == {"O(d)"}
+    assert set(assert_representation(rep, anisotropic_clouds(3), "equivariances")) == {"O(d)"}
     assert rep.training
     rep.equivariances = frozenset()
-    assert assert_representation_equivariant(rep, anisotropic_clouds(3)) == {}
+    assert assert_representation(rep, anisotropic_clouds(3), "equivariances") == {}
 
 
 # --- model certificate

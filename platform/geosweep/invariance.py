@@ -314,19 +314,29 @@ def _eval_mode(module: nn.Module) -> Iterator[None]:
         module.train(was_training)
 
 
-def assert_representation_invariant(
-    representation: nn.Module, points: Tensor, *, samples: int = 8, seed: int = 0, tol: float | None = None
+def assert_representation(
+    representation: nn.Module,
+    points: Tensor,
+    claim: Literal["invariances", "equivariances"] = "invariances",
+    *,
+    samples: int = 8,
+    seed: int = 0,
+    tol: float | None = None,
 ) -> dict[str, float]:
-    """Check a representation against exactly the invariances it declares, in eval mode.
+    """Check a representation against exactly what it declares, in eval mode.
 
     Output frames (B, F, N, c) are compared as an unordered set along F (frame
-    averaging permutes frames among themselves), and "permutation" is checked as
-    equivariance along N.
+    averaging permutes frames among themselves). Under the groups in `invariances`
+    the output must not change ("permutation" is checked as equivariance along N);
+    under those in `equivariances` the frames must turn with the input,
+    rep(x @ Q.T) == rep(x) @ Q.T: what lets a rotation-invariant backbone make the
+    whole model rotation invariant.
 
     Args:
-        representation: module with an `invariances` attribute.
+        representation: module with the `claim` attribute.
         points: (B, N, d) generic clouds (distinct eigenvalues, nonzero third
             moments: canonicalisations are discontinuous elsewhere).
+        claim: which declaration to check.
         samples: group elements per group.
         seed: seeds the group elements.
         tol: bound on the error; default `TOLERANCES[points.dtype]`.
@@ -337,51 +347,17 @@ def assert_representation_invariant(
     Raises:
         AssertionError: naming the group that breaks.
     """
+    layout = {"permutation": "equivariant", "point_axis": 2} if claim == "invariances" else {"vector_axis": -1}
     with _eval_mode(representation):
         return assert_invariant(
             representation,
             points,
-            groups_of(representation.invariances),
-            samples=samples,
-            seed=seed,
-            tol=tol,
-            permutation="equivariant",
-            point_axis=2,
-            frame_axis=1,
-        )
-
-
-def assert_representation_equivariant(
-    representation: nn.Module, points: Tensor, *, samples: int = 8, seed: int = 0, tol: float | None = None
-) -> dict[str, float]:
-    """Check that a representation's frames turn with the input under the groups in its `equivariances`, in eval mode.
-
-    rep(x @ Q.T) must equal rep(x) @ Q.T (frames compared as an unordered set): what lets a
-    rotation-invariant backbone make the whole model rotation invariant.
-
-    Args:
-        representation: module with an `equivariances` attribute.
-        points: (B, N, d) clouds.
-        samples: group elements per group.
-        seed: seeds the group elements.
-        tol: bound on the error; default `TOLERANCES[points.dtype]`.
-
-    Returns:
-        The error per declared group.
-
-    Raises:
-        AssertionError: naming the group that breaks.
-    """
-    with _eval_mode(representation):
-        return assert_invariant(
-            representation,
-            points,
-            groups_of(representation.equivariances),
+            groups_of(getattr(representation, claim)),
             samples=samples,
             seed=seed,
             tol=tol,
             frame_axis=1,
-            vector_axis=-1,
+            **layout,
         )
 
 

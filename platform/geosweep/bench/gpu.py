@@ -90,7 +90,7 @@ def plain_epoch_seconds(case: Case, precision: str, epochs: int) -> float:
     """Median training-phase seconds of `case` in the plain loop on this process's GPU (first epoch left out)."""
     overrides = [*case.overrides, f"precision={precision}", f"epochs={epochs}"]
     config = parse_run_config(apply_overrides(load_run_config(case.config).model_dump(mode="json"), overrides))
-    return statistics.median(epoch.train_seconds for epoch in train_in_process(config, device="cuda")[1:])
+    return statistics.median(epoch.train_seconds for epoch in train_in_process(config, device="cuda").epochs[1:])
 
 
 def main() -> None:

@@ -56,7 +56,7 @@ def main() -> None:
     for setting in SETTINGS:
         reached, final, seconds = [], [], []
         for seed in range(args.seeds):
-            epochs = train_in_process(config_for(setting, seed, args.epochs))
+            epochs = train_in_process(config_for(setting, seed, args.epochs)).epochs
             hits = [i + 1 for i, epoch in enumerate(epochs) if epoch.val_acc >= args.target_acc]
             reached.append(hits[0] if hits else args.epochs + 1)
             final.append(epochs[-1].val_acc)

@@ -18,15 +18,10 @@ import argparse
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, TensorDataset
 
-from geosweep import random_streams
-from geosweep.bench.plain import as_tensors
+from geosweep.bench.plain import as_tensors, train_in_process
 from geosweep.comparison.groups import spread, spread_text
 from geosweep.config import RunConfig, parse_run_config
-from geosweep.model import build_model
-from geosweep.registry import DATASETS, TASKS
-from geosweep.train.components import make_optimizer, make_scheduler, seed_everything
 
 SETTINGS = ("none", "standard", "mip")
 TEST_EXPONENTS = (-2, -1, 0, 1, 2)  # test clouds scaled by 10**e
@@ -57,6 +52,12 @@ def config_for(hypernet: str, seed: int, epochs: int) -> RunConfig:
     )
 
 
+def random_magnitude(points: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """Each cloud scaled by 10**u, u uniform in TRAIN_EXPONENTS."""
+    scales = 10.0 ** rng.uniform(*TRAIN_EXPONENTS, (len(points), 1, 1))
+    return points * torch.from_numpy(scales).to(points.dtype)
+
+
 def train_and_score(config: RunConfig) -> tuple[list[float], float | None]:
     """Train `config` on clouds of random magnitude, then score the test split at each test scale.
 
@@ -64,25 +65,8 @@ def train_and_score(config: RunConfig) -> tuple[list[float], float | None]:
         Test accuracy per TEST_EXPONENTS, and the generated weights' mean norm at the largest scale over
         that at the smallest (None without a hypernetwork).
     """
-    seed_everything(config.seed)
-    data = DATASETS.build(config.dataset.name, config.dataset.kwargs, seed=config.seed)
-    task = TASKS.build(config.task.name, config.task.kwargs)
-    model = build_model(config, dim=data.dim, out_dim=data.num_classes)
-    optimizer = make_optimizer(config, model)
-    scheduler = make_scheduler(config, optimizer)
-    loader = DataLoader(
-        TensorDataset(*as_tensors(data.train)), batch_size=config.batch_size, shuffle=True, drop_last=True
-    )
-    for epoch in range(1, config.epochs + 1):
-        model.train()
-        rng = random_streams.generator("augment.train", config.seed, 0, epoch)
-        for points, labels in loader:
-            scales = 10.0 ** rng.uniform(*TRAIN_EXPONENTS, (len(points), 1, 1))
-            loss, _ = task.loss(model(points * torch.from_numpy(scales).float()), labels)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-        scheduler.step()
+    trained = train_in_process(config, transform=random_magnitude)
+    model, task, data = trained.model, trained.task, trained.data
     model.eval()
     points, labels = as_tensors(data.test)
     accuracies, norms = [], []

@@ -178,7 +178,7 @@ def measure_overhead(
 
     # Warm-up epochs are left out on both sides: caches and allocators, and under
     # Ray the daemons (dashboard, agents) still starting on a small machine.
-    plain = [epoch.seconds for epoch in train_in_process(config)][warmup:]
+    plain = [epoch.seconds for epoch in train_in_process(config).epochs][warmup:]
     with tempfile.TemporaryDirectory() as tmp:
         first_epoch, under_ray, train_phase = geosweep_epochs(
             config_path, overrides, Path(tmp), storage_path, tracking_uri

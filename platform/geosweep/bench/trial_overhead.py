@@ -125,7 +125,7 @@ def main() -> None:
         workdir = Path(tmp)
         sweep = one_trial_sweep(args.epochs, workdir)
         started = time.perf_counter()
-        epochs = train_in_process(sweep.base)
+        epochs = train_in_process(sweep.base).epochs
         plain_wall = time.perf_counter() - started
         compute = sum(epoch.seconds for epoch in epochs)
         ensure_ray()
