@@ -4,11 +4,18 @@ from a checkpoint continues the schedule where it stopped."""
 import math
 
 import pytest
+import ray.train
 import torch
 from mlflow.tracking import MlflowClient
 
 from geosweep.config import parse_run_config
-from geosweep.train.checkpoint import checkpoint_dir, load_state
+from geosweep.train.checkpoint import (
+    CHECKPOINT_FILE,
+    CHECKPOINT_FORMAT,
+    CheckpointFormatError,
+    checkpoint_dir,
+    load_state,
+)
 from geosweep.train.launch import run_training
 from geosweep.train.training import Training
 
@@ -122,3 +129,9 @@ def test_a_replaced_worker_group_continues_the_schedule(ray_local, mlflow_uri, t
     expected = [cosine(epoch, 0.1, 0.001, epochs=3) for epoch in (1, 2, 3)]
     assert [metric.step for metric in history] == [1, 2, 3]
     assert [metric.value for metric in history] == pytest.approx(expected, rel=1e-9)
+
+
+def test_a_checkpoint_of_an_older_format_is_refused_by_name(tmp_path):
+    torch.save({"model": {}, "optimizer": {}, "epoch": 3}, tmp_path / CHECKPOINT_FILE)  # format 1: no history
+    with pytest.raises(CheckpointFormatError, match=rf"{tmp_path}.* format 1, .* resumes format {CHECKPOINT_FORMAT}"):
+        load_state(ray.train.Checkpoint.from_directory(str(tmp_path)))

@@ -48,6 +48,11 @@ class RawAugmented(Representation):
     test pose. Augmentation teaches approximate invariance but guarantees none, hence
     only permutation, and translation when centred, are declared.
 
+    For point clouds, `raw` under `dataset.rotation.train: so3` sees the same distribution (a fresh
+    rotation per cloud every epoch); raw_aug stays as the representation axis's name for the
+    augmentation baseline, so one sweep over representations compares it with the invariant ones,
+    and it is the only rotation augmentation TSP has (TSP instances have no rotation protocol).
+
     Args:
         group: "so3" for Haar-uniform 3-D rotations, "z" for rotations about the
             last (vertical) axis; for d = 2 both draw uniform SO(2) rotations.

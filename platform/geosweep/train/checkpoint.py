@@ -12,6 +12,13 @@ import ray.train
 import torch
 
 CHECKPOINT_FILE = "checkpoint.pt"
+# Bumped whenever what a checkpoint holds changes: 2 added the epoch history, the step-0 metrics,
+# the LR schedule and the rollout baseline's warm-up state.
+CHECKPOINT_FORMAT = 2
+
+
+class CheckpointFormatError(ValueError):
+    """A checkpoint written by a geosweep whose checkpoints this one cannot resume."""
 
 
 @contextmanager
@@ -24,11 +31,22 @@ def checkpoint_dir(state: dict[str, Any] | None) -> Iterator[ray.train.Checkpoin
         yield None
         return
     with tempfile.TemporaryDirectory() as tmp:
-        torch.save(state, Path(tmp) / CHECKPOINT_FILE)
+        torch.save({**state, "format": CHECKPOINT_FORMAT}, Path(tmp) / CHECKPOINT_FILE)
         yield ray.train.Checkpoint.from_directory(tmp)
 
 
 def load_state(checkpoint: ray.train.Checkpoint) -> dict[str, Any]:
-    """The state `checkpoint_dir` wrote, on the CPU."""
+    """The state `checkpoint_dir` wrote, on the CPU.
+
+    Raises:
+        CheckpointFormatError: the checkpoint has another format (an older geosweep wrote it).
+    """
     with checkpoint.as_directory() as directory:
-        return torch.load(Path(directory) / CHECKPOINT_FILE, weights_only=True, map_location="cpu")
+        state = torch.load(Path(directory) / CHECKPOINT_FILE, weights_only=True, map_location="cpu")
+    if state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointFormatError(
+            f"checkpoint {checkpoint.path} has format {state.get('format', 1)}, this geosweep resumes "
+            f"format {CHECKPOINT_FORMAT} only (an older geosweep wrote it): start the run afresh under a new "
+            "name or storage_path, or delete that checkpoint"
+        )
+    return state
