@@ -202,6 +202,10 @@ class EpochLogger:
         """Writes logged and not yet delivered (the store is slow or down)."""
         return self._outbox.undelivered
 
+    def settle(self, timeout_s: float = 10.0) -> None:
+        """Wait (at most `timeout_s`) until what was logged is in the store, unless the store is down."""
+        self._outbox.settle(timeout_s)
+
     def close(self) -> None:
         """Deliver everything logged so far.
 

@@ -87,6 +87,17 @@ class Outbox:
         shutil.copyfile(path, kept)
         return str(kept)
 
+    def settle(self, timeout_s: float) -> None:
+        """Wait until everything queued is delivered while the store answers: at most `timeout_s`.
+
+        Returns at once during an outage (the writes stay queued): training never waits on a store that is away.
+        """
+        deadline = time.monotonic() + timeout_s
+        with self._changed:
+            while (self._pending or self._spooled) and self._outage_since is None and self._refused is None:
+                if not self._changed.wait(timeout=deadline - time.monotonic()):
+                    return
+
     def close(self) -> None:
         """Deliver everything queued, waiting through an outage up to its limit.
 

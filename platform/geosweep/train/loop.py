@@ -91,10 +91,13 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
                 "history": history,
                 "config": config.model_dump(mode="json"),
             }
+        if logger:
+            # In the store before Tune sees the epoch: a trial its scheduler stops here keeps the epoch it
+            # was judged on (the stop kills this process). An epoch re-run after a failure is not logged twice.
+            logger.log_epoch_once(epoch, metrics)
+            logger.settle()
         with checkpoint_dir(state) as ray_checkpoint:
             ray.train.report({**metrics, "epoch": epoch}, checkpoint=ray_checkpoint)
-        if logger:  # after the checkpoint is safe; an epoch re-run after a failure is not logged twice
-            logger.log_epoch_once(epoch, metrics)
         if echo:
             echo(epoch_line(epoch, config.epochs, metrics), flush=True)
 
