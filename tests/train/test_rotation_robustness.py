@@ -8,6 +8,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from geosweep.config import parse_run_config
+from geosweep.data.shapes import CLASSES
 from geosweep.train.launch import run_training
 
 pytestmark = pytest.mark.integration
@@ -38,10 +39,10 @@ def test_z_trained_model_under_so3(ray_local, mlflow_uri, tiny_config, tmp_path,
     z, so3 = metrics["test_acc/z"], metrics["test_acc/so3"]
     print(f"{representation}: test_acc/z {z:.3f}, test_acc/so3 {so3:.3f}")
     assert z > 0.4, f"{representation} did not learn: test_acc/z = {z}"
-    if representation == "tinv_mds":
-        at_risk = metrics["repr/ambiguous_sign_frac"] + metrics["repr/small_eigengap_frac"]
-        assert abs(so3 - z) <= at_risk + 1e-9
-        assert metrics["invariance/rotation_pred_agreement"] >= 1 - at_risk - 1e-9
+    if representation == "tinv_mds":  # the same predictions, but for a float32 near-tie on at most one cloud
+        one_cloud = 1 / (len(CLASSES) * 8)
+        assert abs(so3 - z) <= one_cloud + 1e-9
+        assert metrics["invariance/rotation_pred_agreement"] >= 1 - one_cloud - 1e-9
     else:
         assert so3 < z - 0.2, f"raw kept its accuracy under SO(3): z {z}, so3 {so3}"
         # The rotation certificate sees it too, although raw claims no rotation invariance.

@@ -13,6 +13,7 @@ from mlflow.tracking import MlflowClient
 
 from geosweep import cli
 from geosweep.config import parse_run_config
+from geosweep.data.shapes import CLASSES
 from geosweep.ray_local import RAY_LOGS_ENV
 from geosweep.train.launch import REPORT_POLL_ENV, REPORT_POLL_S, run_training
 
@@ -98,10 +99,12 @@ def test_two_worker_run_records_params_metrics_tags_artifacts(
     # After training: the rotation-robustness table and the invariance certificate.
     final = run.data.metrics
     assert {"test_acc/none", "test_acc/z", "test_acc/so3"} <= set(final)
-    # tinv_mds is invariant except on clouds whose single frame is ambiguous (flagged before training).
-    at_risk = final["repr/ambiguous_sign_frac"] + final["repr/small_eigengap_frac"]
-    assert final["invariance/pred_agreement"] >= 1 - at_risk
-    assert abs(final["test_acc/so3"] - final["test_acc/z"]) <= at_risk + 1e-9
+    # tinv_mds is invariant: the rotated copies get the same predictions, but for a float32 near-tie
+    # of a frame on at most one cloud (measured: all agree; the flagged fractions, 28 % + 7 % here, are far
+    # looser: they mark frames that a 1 % deformation would move, not ones that round-off does).
+    one_cloud = 1 / (len(CLASSES) * tiny_config["dataset"]["kwargs"]["test_per_class"])
+    assert final["invariance/pred_agreement"] >= 1 - one_cloud
+    assert abs(final["test_acc/so3"] - final["test_acc/z"]) <= one_cloud + 1e-9
 
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"config.yaml", "model.pt"} <= artifacts

@@ -50,7 +50,8 @@ def test_tiny_attention_model_beats_random_and_untrained_tours(ray_local, mlflow
     metrics = run.data.metrics
     for variant in ["original", "rotated", "reflected", "translated", "scaled", "all"]:
         assert math.isfinite(metrics[f"test_gap/{variant}"]), variant
-    # tinv_mds with rms scaling: the same tours on every transformed copy, up to sign ambiguity.
-    assert metrics["invariance/tour_agreement"] >= 1.0 - metrics["repr/ambiguous_sign_frac"] - 0.02
+    # tinv_mds with rms scaling: the same tours on every transformed copy, but for a float32 near-tie on at
+    # most one instance (measured: all 64 agree; 7 % of the frames are flagged, a far looser bound).
+    assert metrics["invariance/tour_agreement"] >= 1.0 - 1 / 64
     for name in ["baseline/p_value", "baseline/version", "train_tour_len", "samples_per_sec"]:
         assert client.get_metric_history(run.info.run_id, name), name
