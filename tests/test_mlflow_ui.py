@@ -50,6 +50,10 @@ def test_server_lists_the_sweep_parent_and_trial_runs(mlflow_server, tmp_path):
     parent_id = parents[0]["info"]["run_id"]
     children = [run for run, tag in zip(found, tags, strict=True) if tag.get("mlflow.parentRunId") == parent_id]
     assert sorted(run["info"]["run_name"] for run in children) == sorted(names) and len(children) == 8
+    assert "tinv_mds-train=so3-s1" in names  # named by the axes that vary: representation, training rotation, seed
+    for run in [*children, parents[0]]:  # the UI's User and Version columns
+        run_tags = {tag["key"]: tag["value"] for tag in run["data"]["tags"]}
+        assert run_tags["mlflow.user"] and run_tags["mlflow.source.git.commit"] == run_tags["git.sha"] != "unknown"
 
     # The MLflow UI's runs table lists the parent; expanding it lists every trial run.
     with browser_page(tmp_path / "profile") as (page, _):
@@ -59,3 +63,30 @@ def test_server_lists_the_sweep_parent_and_trial_runs(mlflow_server, tmp_path):
         for name in names:
             page.get_by_role("link", name=name, exact=True).wait_for(timeout=20_000)
         page.screenshot(path=str(tmp_path / "mlflow-ui.png"))
+
+        # The parent's page: its description is the leaderboard.
+        page.goto(f"{base}/#/experiments/{experiment['experiment_id']}/runs/{parent_id}")
+        page.get_by_role("heading", name=f"Sweep {SWEEP}: val_acc (max) over seeds").wait_for(timeout=60_000)
+        page.get_by_role("cell", name="dataset.rotation.train=z, representation.name=raw").wait_for(timeout=20_000)
+        # Its leaderboard table sorts in the artifact view: best first as logged, ascending once clicked.
+        page.goto(
+            f"{base}/#/experiments/{experiment['experiment_id']}/runs/{parent_id}/artifacts/leaderboard_table.json"
+        )
+        headers = page.get_by_role("columnheader")
+        headers.first.wait_for(timeout=60_000)
+        logged = [float(v) for v in column_of(page, "val_acc")]
+        cells_before = json.dumps(page.get_by_role("cell").all_inner_texts())
+        headers.nth(headers.all_inner_texts().index("val_acc")).click()
+        changed = (
+            "before => JSON.stringify([...document.querySelectorAll('[role=cell]')].map(c => c.innerText)) != before"
+        )
+        page.wait_for_function(changed, arg=cells_before, timeout=20_000)
+        assert [float(v) for v in column_of(page, "val_acc")] == sorted(logged) != logged
+        page.screenshot(path=str(tmp_path / "leaderboard-table.png"))
+
+
+def column_of(page, name: str) -> list[str]:
+    """The cells of column `name` of the page's one table, top to bottom."""
+    headers = page.get_by_role("columnheader").all_inner_texts()
+    cells = page.get_by_role("cell").all_inner_texts()
+    return cells[headers.index(name) :: len(headers)]

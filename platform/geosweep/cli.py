@@ -3,7 +3,8 @@
 geosweep validate CONFIG|SWEEP [--set a.b=value ...]
 geosweep train CONFIG [--set a.b=value ...] [--storage-path PATH]
 geosweep sweep SWEEP [--set a.b=value ...] [--resume [--allow-changes] [--retry-failed]]
-geosweep report EXPERIMENT_OR_SWEEP [-o report.html] [--metric val_acc]
+geosweep report EXPERIMENT_OR_SWEEP [-o report.html] [--metric val_acc] [--mlflow-url URL]
+geosweep evaluate MODEL_URI [--dataset FILE] [--set a.b=value ...] [--log-to RUN_ID]
 geosweep list [AXIS]
 geosweep --version
 """
@@ -84,6 +85,40 @@ def main(argv: list[str] | None = None) -> int:
         "--mode", choices=["max", "min"], help="which end of --metric is best (default: the sweep's, else max)"
     )
     report.add_argument("--tracking-uri", help="MLflow store (default $MLFLOW_TRACKING_URI, else ./mlflow.db)")
+    report.add_argument(
+        "--mlflow-url",
+        help="MLflow UI to link each run into, e.g. http://127.0.0.1:5000 for `mlflow ui` on a SQLite store "
+        "(default: the tracking URI when it is a server's; else no links)",
+    )
+
+    evaluate = command(
+        "evaluate",
+        "score a logged model with its task's own evaluation and print the metrics a trial logs",
+        "geosweep evaluate models:/geosweep-quickstart@best --set dataset.rotation.test=so3",
+    )
+    evaluate.add_argument(
+        "model",
+        metavar="MODEL_URI",
+        help="a run id (its model), runs:/RUN_ID/model, models:/NAME@ALIAS, models:/NAME/VERSION, models:/MODEL_ID "
+        "or a local model directory",
+    )
+    evaluate.add_argument(
+        "--dataset",
+        metavar="FILE",
+        help="YAML dataset spec (a run config's dataset: mapping, or a whole run config) to score on instead of the "
+        "model's own, e.g. configs/train/shapes_pointnet_tinv.yaml",
+    )
+    evaluate.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="override a field of the model's config, e.g. dataset.rotation.test=so3 (repeatable)",
+    )
+    evaluate.add_argument("--log-to", metavar="RUN_ID", help="also log the metrics into this MLflow run (at step 0)")
+    evaluate.add_argument("--device", help="where to score, e.g. cpu or cuda:0 (default: cuda where there is one)")
+    evaluate.add_argument("--tracking-uri", help="MLflow store (default $MLFLOW_TRACKING_URI, else ./mlflow.db)")
 
     listing = command(
         "list", "the registered components of each sweep axis, with their arguments", "geosweep list backbone"
@@ -100,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         os.environ[RAY_LOGS_ENV] = "1"  # before Ray starts: a local instance's processes inherit it
     if args.command == "report":
         return report_command(args)
+    if args.command == "evaluate":
+        return evaluate_command(args)
     try:
         if args.command == "sweep" or (args.command == "validate" and is_sweep(args.config)):
             return sweep_command(args)
@@ -152,13 +189,32 @@ def report_command(args: argparse.Namespace) -> int:
     from geosweep.tracking.mlflow_run import resolve_tracking_uri
 
     try:
-        data = write_report(
-            resolve_tracking_uri(args.tracking_uri), args.name, Path(args.output), args.metric, args.mode
-        )
+        uri = resolve_tracking_uri(args.tracking_uri)
+        data = write_report(uri, args.name, Path(args.output), args.metric, args.mode, args.mlflow_url)
     except ReportError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"{args.output}: report of {data.title} ({len(data.rows)} runs, {data.metric})")
+    return 0
+
+
+def evaluate_command(args: argparse.Namespace) -> int:
+    """Score a logged model with its task's evaluation; print the metrics (and log them with --log-to)."""
+    from geosweep.tracking.logged_model import ModelError
+    from geosweep.tracking.mlflow_run import resolve_tracking_uri
+    from geosweep.train.evaluate import evaluate  # imports torch and MLflow's model flavors: keep `validate` fast
+
+    uri = resolve_tracking_uri(args.tracking_uri)
+    try:
+        evaluation = evaluate(
+            args.model, uri, dataset_file=args.dataset, overrides=args.overrides, device=args.device, log_to=args.log_to
+        )
+    except (ConfigError, ModelError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(evaluation.report())
+    if args.log_to:
+        print(f"logged into MLflow run {args.log_to}")
     return 0
 
 

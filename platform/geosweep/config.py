@@ -239,6 +239,10 @@ class TrackingSpec(StrictModel):
     tracking_uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else ./mlflow.db
     # Training goes on while the store is unreachable (writes wait in order); longer than this fails the run.
     outage_limit_s: float = Field(600.0, gt=0)
+    # MLflow's system-metrics monitor on rank 0's node: CPU, memory, disk, network (and GPUs, with nvidia-ml-py).
+    system_metrics: bool = True
+    # Seconds between its samples ($MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL, where set, wins: MLflow's rule).
+    system_metrics_interval_s: float = Field(10.0, gt=0)
 
 
 class RunConfig(StrictModel):

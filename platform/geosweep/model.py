@@ -7,7 +7,7 @@ so the training loop samples it without knowing which hypernetwork is inside.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import torch
@@ -29,6 +29,8 @@ class Model(nn.Module):
         representation: points -> (B, F, N, c) frames.
         backbone: the backbone, possibly a hypernetwork around one.
     """
+
+    output_names: ClassVar[tuple[str, ...]]  # what forward returns, in order (the logged model's signature)
 
     def __init__(self, representation: nn.Module, backbone: nn.Module) -> None:
         super().__init__()
@@ -80,6 +82,8 @@ class InvariantModel(Model):
     with F > 1 (frame averaging) the mean over frames is exactly invariant.
     """
 
+    output_names = ("logits",)
+
     def forward(self, points: torch.Tensor | None = None, *, frames: torch.Tensor | None = None) -> torch.Tensor:
         """(B, N, d) points, or the (B, F, N, c) frames a deterministic representation made of them -> (B, out_dim).
 
@@ -96,6 +100,8 @@ class InvariantModel(Model):
 
 class TourModel(Model):
     """Cities -> representation frames -> a tour decoder (which averages its node embeddings over frames)."""
+
+    output_names = ("tours", "log_likelihood")
 
     def forward(self, cities: torch.Tensor, decode: str = "greedy") -> tuple[torch.Tensor, torch.Tensor]:
         """(B, n, 2) cities -> (B, n) tours and (B,) log-likelihoods of those tours."""

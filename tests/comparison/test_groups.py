@@ -24,7 +24,7 @@ def test_configurations_are_grouped_over_seeds_best_first_and_failed_runs_count_
     assert header == ["configuration", "seeds", "val_acc", "vs best", "invariance/max_logit_diff", "trial s", "status"]
     # Sample SD (ddof 1) and the 95 % t-interval: 0.85 +- 12.71 x 0.0707 / sqrt(2).
     assert cells[0][2:] == ["0.85 +- 0.0707 [0.215, 1.49]", "best", "2.5 +- 0.707 [-3.85, 8.85]", "10", "finished"]
-    assert cells[1][2:4] == ["0.7", "-"]  # one finished seed: no spread, nothing to test against the best
+    assert cells[1][2:4] == ["0.7 (n = 1)", "-"]  # one finished seed: no spread, nothing to test against the best
     assert cells[2][-1] == "1 failed; 1 stopped early: boom"
 
 

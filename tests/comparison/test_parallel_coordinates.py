@@ -54,3 +54,9 @@ def test_standalone_html_inlines_plotly_and_loads_nothing_from_the_network():
     page = standalone_html(parallel_coordinates(ROWS, varying_axes(ROWS), "val_acc", "max"))
     assert len(page) > 1_000_000 and "Plotly.newPlot" in page  # plotly.js itself is in the page
     assert not re.search(r"<(script|link)[^>]*\b(src|href)=", page)  # no CDN script, no stylesheet
+
+
+def test_axes_that_do_not_vary_are_left_out_the_status_too_when_every_trial_finished():
+    finished = [row("{name: raw}", 1e-2, 0, val_acc=0.9), row("{name: fa}", 1e-2, 0, val_acc=0.8)]
+    figure = parallel_coordinates(finished, varying_axes(finished), "val_acc", "max")
+    assert [d.label for d in figure.data[0].dimensions] == ["representation", "val_acc"]  # no lr, epochs, status

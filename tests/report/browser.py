@@ -30,15 +30,15 @@ def chromium() -> str:
 
 
 @contextmanager
-def browser_page(profile: Path) -> Iterator[tuple[Page, list[str]]]:
-    """A page in headless Chromium using the fresh profile dir `profile`, and the errors the page logs.
+def browser_page(profile: Path, width: int = 1280, height: int = 900) -> Iterator[tuple[Page, list[str]]]:
+    """A page in headless Chromium (a `width` x `height` window) using the fresh profile dir `profile`, and its errors.
 
     Yields:
         (page, errors): errors collects console messages of type error and uncaught exceptions.
     """
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
-            profile, executable_path=chromium(), headless=True, args=FLAGS, viewport={"width": 1280, "height": 900}
+            profile, executable_path=chromium(), headless=True, args=FLAGS, viewport={"width": width, "height": height}
         )
         try:
             page = context.pages[0] if context.pages else context.new_page()

@@ -15,10 +15,15 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from geosweep.comparison.rows import run_rows
 from geosweep.config import load_run_config
 from geosweep.nightly import store
 from geosweep.sweep.config import SweepConfig, trial_config
-from geosweep.sweep.run import start_parent_run
+from geosweep.sweep.leaderboard import leaderboard
+from geosweep.sweep.naming import keep_unique, trial_run_name
+from geosweep.sweep.parent import record_summary
+from geosweep.sweep.run import start_parent_run, trial_runs
+from geosweep.sweep.space import label
 from geosweep.tracking import EpochLogger, end_run, start_run
 from geosweep.tracking.mlflow_run import experiment_id
 
@@ -63,6 +68,9 @@ def build_sweep(uri: str, name: str = "ui-sweep") -> tuple[str, list[str]]:
 
     Trial raw/so3/seed 1 failed before its first epoch, as a trial that raises in set-up does.
 
+    Its trial runs carry readable names (geosweep.sweep.naming), and its parent the summary a sweep's driver
+    records (geosweep.sweep.parent: best configuration, the leaderboard as description and table).
+
     Returns:
         (parent run id, the trial runs' names).
     """
@@ -79,17 +87,18 @@ def build_sweep(uri: str, name: str = "ui-sweep") -> tuple[str, list[str]]:
         }
     )
     parent_run_id = start_parent_run(sweep)
-    names = []
+    client = MlflowClient(uri)
+    names, sampled = [], {}
     for i, (representation, train, seed) in enumerate(
         itertools.product(REPRESENTATIONS, TRAIN_ROTATIONS, range(SEEDS))
     ):
-        config = trial_config(
-            sweep, {"representation": {"name": representation}, "dataset.rotation.train": train, "seed": seed}
-        )
+        values = {"representation": {"name": representation}, "dataset.rotation.train": train, "seed": seed}
+        config = trial_config(sweep, values)
         trial_id = f"run_trial_{i:05d}"
-        names.append(f"{name}-{trial_id}")
+        sampled[trial_id] = {path: label(value) for path, value in values.items()}  # as Tune samples them
         tags = {"mlflow.parentRunId": parent_run_id, "sweep.name": name, "sweep.trial_id": trial_id}
-        _, run_id = start_run(config, names[-1], tags, reuse_by=("mlflow.parentRunId", "sweep.trial_id"))
+        _, run_id = start_run(config, trial_run_name(sweep, values), tags)
+        names.append(keep_unique(client, run_id, parent_run_id, trial_id))
         logger = EpochLogger(uri, run_id)
         failed = (representation, train, seed) == ("raw", "so3", 1)
         for epoch in range(1, 1 if failed else config.epochs + 1):
@@ -99,7 +108,9 @@ def build_sweep(uri: str, name: str = "ui-sweep") -> tuple[str, list[str]]:
             logger.log_metrics(config.epochs, {k: v for k, v in metrics.items() if "/" in k})
         logger.close()
         end_run(uri, run_id, succeeded=not failed)
-    MlflowClient(uri).set_terminated(parent_run_id, "FAILED")
+    board = leaderboard(sweep, run_rows(trial_runs(client, parent_run_id)), sampled)
+    record_summary(client, parent_run_id, sweep, board)
+    client.set_terminated(parent_run_id, "FAILED")
     return parent_run_id, names
 
 

@@ -1,13 +1,17 @@
 """`geosweep report` on a real MLflow store: what the page holds, and clear errors for bad input."""
 
+import html
 import re
 from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
+from comparison.test_importance import grid_rows
 from geosweep.cli import main
 from geosweep.comparison.rows import Row
 from geosweep.report.collect import Nightly, ReportData, collect
+from geosweep.report.figures import learning_curves
+from geosweep.report.links import ui_address
 from geosweep.report.page import render
 from report.sweep_store import fresh_store
 
@@ -17,26 +21,45 @@ def report(tmp_path: Path, uri: str, *args: str) -> str:
     return (tmp_path / "report.html").read_text()
 
 
+def tables(page: str, css_class: str) -> list[tuple[list[str], list[list[str]]]]:
+    """Each table of `css_class` as the reader sees its text: (header, rows of cells)."""
+
+    def text(cell: str) -> str:
+        return html.unescape(re.sub(r"<[^>]+>", "", cell))
+
+    found = []
+    for body in re.findall(rf'<table class="{css_class}">(.*?)</table>', page):
+        header = [text(h) for h in re.findall(r"<th>(.*?)</th>", body)]
+        rows = [[text(c) for c in re.findall(r"<td>(.*?)</td>", row)] for row in re.findall(r"<tr>(.*?)</tr>", body)]
+        found.append((header, [row for row in rows if row]))
+    return found
+
+
 def test_sweep_report_holds_every_section(report_store, tmp_path, capsys):
     page = report(tmp_path, report_store["uri"], "ui-sweep")
     assert "report.html: report of sweep ui-sweep (8 runs, val_acc)" in capsys.readouterr().out
     assert "8 runs (1 failed, 7 finished)" in page
     for div in ("parallel-coordinates", "pareto", "learning-curves", "nightly"):
         assert f'id="{div}"' in page, div
-    # The leaderboard: 4 configurations (representation x training rotation), 2 seeds each, best first.
-    board = page[page.index('<table class="leaderboard">') : page.index("</table>")]
-    configurations = re.findall(r"<tr><td>(dataset\.rotation\.train=[^<]+)</td><td>(\d)</td><td>([^<]+)</td>", board)
-    assert len(configurations) == 4 and all(seeds == "2" for _, seeds, _ in configurations)
-    assert configurations[0][0] == "dataset.rotation.train=z, representation.name=raw"
-    assert "1 failed" in board
+    # The leaderboard: 4 configurations (representation x training rotation), 2 seeds each, best first; the
+    # metric, its per-protocol results and one certificate, the rest (status too) in the detail table.
+    [(header, board)] = tables(page, "leaderboard")
+    assert header == [
+        "configuration", "seeds", "val_acc", "vs best", "test_acc/none", "test_acc/so3", "test_acc/z",
+        "invariance/pred_agreement",
+    ]  # fmt: skip
+    assert len(board) == 4 and all(row[1] == "2" for row in board)
+    assert board[0][0] == "dataset.rotation.train=z, representation.name=raw"
+    [(detail_header, detail)] = tables(page, "leaderboard-detail")
+    assert detail_header == ["configuration", "invariance/max_logit_diff", "trial s", "status"]
+    assert [row[0] for row in detail] == [row[0] for row in board] and "1 failed" in {row[-1] for row in detail}
     # The robustness table: z/z, z/SO3 and SO3/SO3 per representation x backbone.
-    robustness = page[page.index('<table class="robustness">') :]
-    header = re.findall(r"<th>([^<]+)</th>", robustness[: robustness.index("</thead>")])
+    header, robustness = tables(page, "robustness")[0]
     assert {"z/z", "z/so3", "so3/so3"} <= set(header)
-    raw = re.search(r"<tr><td>raw</td><td>pointnet</td><td>none</td>(.*?)</tr>", robustness).group(1)
-    cells = dict(zip(header[3:], re.findall(r"<td>([^<]+)</td>", raw), strict=True))
-    # Sample SD and the 95 % interval over the 2 seeds; one seed alone (the other failed) has no spread.
-    assert cells["z/so3"] == "0.255 +- 0.007 [0.191, 0.319] (2)" and cells["so3/so3"] == "0.800 (1)"
+    raw = next(row for row in robustness if row[:3] == ["raw", "pointnet", "none"])
+    cells = dict(zip(header[3:], raw[3:], strict=True))
+    # Sample SD and the 95 % interval over the 2 seeds; one seed alone (the other failed) says n = 1, no spread.
+    assert cells["z/so3"] == "0.255 +- 0.007 [0.191, 0.319] (n = 2)" and cells["so3/so3"] == "0.800 (n = 1)"
 
 
 def test_nightly_trends_hold_the_tracked_metrics_per_entry_and_date(report_store):
@@ -76,7 +99,7 @@ def test_a_lone_run_without_nightly_history_still_gets_a_page(tmp_path, tmp_path
     page = report(tmp_path, uri, "solo")
     assert "No run tagged nightly.parent=true in this store" in page and 'id="nightly"' not in page
     assert 'id="learning-curves"' in page and "No configuration has both val_acc and an invariance error" in page
-    assert "<td>(one configuration)</td><td>1</td><td>0.5</td><td>best</td>" in page
+    assert tables(page, "leaderboard")[0][1] == [["(one configuration)", "1", "0.5 (n = 1)", "best"]]
 
 
 def test_mean_per_class_accuracy_gets_its_own_robustness_table_beside_the_overall_one():
@@ -96,12 +119,56 @@ def test_mean_per_class_accuracy_gets_its_own_robustness_table_beside_the_overal
 
     rows = [run(0, 0.90, 0.80), run(1, 0.92, 0.84), run(2, 0.91, 0.82)]
     page = render(ReportData("t", "sqlite:///x.db", "val_acc", "max", rows, {}, Nightly(note="none")))
-    board = page[page.index('<table class="leaderboard">') : page.index("</table>")]
-    headers = re.findall(r"<th>([^<]+)</th>", board)
-    assert headers[2:6] == ["val_acc", "vs best", "val_mean_class_acc", "test_acc/so3"]
-    assert "<td>0.82 +- 0.02 [0.77, 0.87]</td>" in board  # val_mean_class_acc over 3 seeds
-    tables = re.findall(r'<table class="robustness">(.*?)</table>', page)
-    assert len(tables) == 2
-    assert "<td>0.910 +- 0.010 [0.885, 0.935] (3)</td>" in tables[0]
-    assert "<td>0.820 +- 0.020 [0.770, 0.870] (3)</td>" in tables[1]
+    [(header, _)] = tables(page, "leaderboard")
+    assert header[2:] == ["val_acc", "vs best", "test_acc/so3"]  # the per-class ones go to the detail table
+    [(header, [detail])] = tables(page, "leaderboard-detail")
+    assert header[1:3] == ["val_mean_class_acc", "test_mean_class_acc/so3"]
+    assert detail[1] == "0.82 +- 0.02 [0.77, 0.87]"  # val_mean_class_acc over 3 seeds
+    overall, per_class = tables(page, "robustness")
+    assert overall[1][0][-1] == "0.910 +- 0.010 [0.885, 0.935] (n = 3)"
+    assert per_class[1][0][-1] == "0.820 +- 0.020 [0.770, 0.870] (n = 3)"
     assert "test_mean_class_acc/&lt;protocol&gt;:" in page
+
+
+def test_every_leaderboard_row_and_plotted_point_links_its_runs_when_the_ui_is_known(report_store, tmp_path):
+    page = report(tmp_path, report_store["uri"], "ui-sweep", "--mlflow-url", "http://127.0.0.1:5000/")
+    client = MlflowClient(report_store["uri"])
+    runs = client.search_runs([client.get_run(report_store["parent_run_id"]).info.experiment_id])
+    expected = {
+        f"http://127.0.0.1:5000/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+        for run in runs
+        if run.info.run_id != report_store["parent_run_id"]
+    }
+    [(header, board)] = tables(page, "leaderboard")
+    assert header[-1] == "runs" and all(row[-1] in ("seed 0 seed 1", "seed 1 seed 0") for row in board)
+    board_html = re.search(r'<table class="leaderboard">(.*?)</table>', page).group(1)
+    assert set(re.findall(r'<a [^>]*href="([^"]+)"', board_html)) == expected  # all 8 runs, the failed one too
+    data = collect(report_store["uri"], "ui-sweep", mlflow_url="http://127.0.0.1:5000")
+    curves = learning_curves(data.curves, data.metric, data.ui_address)
+    assert {link for trace in curves.data for link in trace.customdata} <= expected and len(curves.data) == 7
+    assert all(len(set(trace.customdata)) == 1 for trace in curves.data)  # each curve's points: its own run
+    assert "window.open(link" in page  # a click on a point opens its link
+
+
+def test_no_links_without_a_ui_address_and_a_server_uri_gives_its_own_without_credentials(report_store, tmp_path):
+    page = report(tmp_path, report_store["uri"], "ui-sweep")  # a SQLite store: no UI address
+    assert "/#/experiments/" not in page and "window.open(link" not in page
+    assert tables(page, "leaderboard")[0][0][-1] != "runs"
+    assert ui_address("https://alice:secret@mlflow.example.org:8443/base/") == "https://mlflow.example.org:8443/base"
+    assert ui_address("sqlite:///x.db") is None and ui_address("sqlite:///x.db", "http://h:5000") == "http://h:5000"
+    args = ["report", "ui-sweep", "-o", str(tmp_path / "r.html"), "--tracking-uri", report_store["uri"]]
+    assert main([*args, "--mlflow-url", "127.0.0.1:5000"]) == 2
+
+
+def test_the_report_ranks_parameters_by_importance_or_says_there_are_too_few_runs(report_store, tmp_path):
+    page = report(tmp_path, report_store["uri"], "ui-sweep")
+    assert "7 finished runs with val_acc: too few for an importance estimate" in page
+    assert "Finished runs only: 1 failed, stopped early or running left out." in page
+    rows = grid_rows()
+    page = render(ReportData("t", "sqlite:///x.db", "val_acc", "max", rows, {}, Nightly(note="none")))
+    [(header, importance)] = tables(page, "importance")
+    assert header == ["parameter", "importance"] and [row[0] for row in importance] == [
+        "representation.name",
+        "backbone.name",
+    ]
+    assert "fANOVA" in page and "over 27 runs" in page

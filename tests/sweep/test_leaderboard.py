@@ -1,5 +1,7 @@
 """The sweep's leaderboard without Ray: the driver ends trial runs as Tune ended the trials, then logs the board."""
 
+import json
+import subprocess
 from pathlib import Path
 
 import yaml
@@ -26,10 +28,10 @@ def test_the_driver_ends_stopped_and_failed_trial_runs_and_logs_the_leaderboard(
     # As Tune left them: a finished trial, one the scheduler stopped (its driver ended mid-run, its run still
     # RUNNING), and one that raised at epoch 2 (run_training already marked it FAILED).
     trials = {"t0": (0.1, 4, None, None), "t1": (0.01, 1, None, "RUNNING"), "t2": (0.001, 2, RuntimeError("x"), None)}
-    results = []
+    results, trial_runs = [], {}
     for trial_id, (lr, epochs, error, left) in trials.items():
         tags = {"mlflow.parentRunId": parent_run_id, "sweep.trial_id": trial_id}
-        run_id = client.create_run(experiment, run_name=trial_id, tags=tags).info.run_id
+        run_id = trial_runs[trial_id] = client.create_run(experiment, run_name=trial_id, tags=tags).info.run_id
         client.log_param(run_id, "optimizer.lr", str(lr))
         client.log_metric(run_id, "val_acc", lr * 5, step=epochs)
         if left is None:
@@ -53,3 +55,39 @@ def test_the_driver_ends_stopped_and_failed_trial_runs_and_logs_the_leaderboard(
     assert {"leaderboard.md", "parallel_coordinates.html", "best_config.yaml"} <= artifacts
     best = yaml.safe_load(Path(client.download_artifacts(parent_run_id, "best_config.yaml")).read_text())
     assert best["optimizer"]["lr"] == 0.1 and best["epochs"] == 4
+
+    # The parent run as the MLflow UI shows it: best metric and configuration, the board as its description and
+    # as a sortable table, the sweep's definition as params, its origin as the User and Version columns.
+    parent = client.get_run(parent_run_id)
+    assert parent.data.metrics["best/val_acc"] == 0.5 and parent.data.params["best.optimizer.lr"] == "0.1"
+    assert parent.data.tags["mlflow.note.content"] == board
+    table = json.loads(Path(client.download_artifacts(parent_run_id, "leaderboard_table.json")).read_text())
+    column = {name: [row[i] for row in table["data"]] for i, name in enumerate(table["columns"])}
+    assert column["optimizer/lr"] == [0.1, 0.01, 0.001] and column["val_acc"] == [0.5, 0.05, None]
+    assert {"path": "leaderboard_table.json", "type": "table"} in json.loads(parent.data.tags["mlflow.loggedArtifacts"])
+    assert parent.data.params["space.optimizer.lr"] == "grid [0.1, 0.01, 0.001]"
+    assert parent.data.params["scheduler.name"] == "fifo" and parent.data.params["metric"] == "val_acc"
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert parent.data.tags["mlflow.source.git.commit"] == head and parent.data.tags["mlflow.user"]
+
+    # Recorded again (a resumed sweep) with another best: the table is replaced, not appended to; the best's
+    # params cannot change, and a tag says so.
+    client.log_metric(trial_runs["t1"], "val_acc", 0.9, step=2)
+    record_leaderboard(sweep, results, client, parent_run_id)
+    table = json.loads(Path(client.download_artifacts(parent_run_id, "leaderboard_table.json")).read_text())
+    assert len(table["data"]) == 3 and table["data"][0][table["columns"].index("optimizer/lr")] == 0.01
+    parent = client.get_run(parent_run_id)
+    assert parent.data.metrics["best/val_acc"] == 0.9 and "best.optimizer.lr" in parent.data.tags["sweep.best_changed"]
+
+
+def test_the_parent_carries_only_the_tags_every_trial_shares(tmp_path, tmp_path_factory):
+    uri = fresh_store(tmp_path_factory, tmp_path)
+    base = load_run_config(BASE, ["tracking.experiment=board", f"tracking.tracking_uri={uri}"])
+    space = {"representation": {"grid": [{"name": "raw"}, {"name": "fa"}]}, "hypernet": {"grid": [{"name": "mip"}]}}
+    sweep = SweepConfig.model_validate(
+        {"name": "tags", "base": base.model_dump(mode="json"), "space": space, "seeds": 2}
+    )
+    tags = MlflowClient(uri).get_run(start_parent_run(sweep)).data.tags
+    assert "axis.representation" not in tags and "seed" not in tags  # they vary
+    assert tags["axis.hypernet"] == "mip" != base.hypernet.name  # one value: every trial's, not the base's
+    assert tags["axis.backbone"] == base.backbone.name and tags["sweep.parent"] == "true"

@@ -45,8 +45,9 @@ def test_resume_finishes_the_sweep_without_rerunning_finished_trials(tiny_config
     driver = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 300
-        while sum(r.info.status == "FINISHED" for r in child_runs(uri)) < 1:
-            assert time.time() < deadline and driver.poll() is None, "no trial finished before the deadline"
+        # Killed once a trial has finished and the next one has its run: a resumed trial must find its run.
+        while {"FINISHED", "RUNNING"} - {r.info.status for r in child_runs(uri)}:
+            assert time.time() < deadline and driver.poll() is None, "no trial finished and the next started in time"
             time.sleep(2)
     finally:
         os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local Ray it started: our process group only
@@ -55,6 +56,7 @@ def test_resume_finishes_the_sweep_without_rerunning_finished_trials(tiny_config
     finished_before = {
         r.data.tags["sweep.trial_id"]: r.info.end_time for r in child_runs(uri) if r.info.status == "FINISHED"
     }
+    names_before = {r.data.tags["sweep.trial_id"]: r.info.run_name for r in child_runs(uri)}
     assert 1 <= len(finished_before) < 4
 
     resumed = subprocess.run(
@@ -76,6 +78,10 @@ def test_resume_finishes_the_sweep_without_rerunning_finished_trials(tiny_config
         assert [m.step for m in client.get_metric_history(run.info.run_id, "train_loss")] == [1, 2, 3], trial
         if trial in finished_before:
             assert run.info.end_time == finished_before[trial], f"finished trial {trial} was run again"
+    # Readable names, each kept through the resume by the trial that had it, the unfinished one's included.
+    names = {r.data.tags["sweep.trial_id"]: r.info.run_name for r in runs}
+    assert sorted(names.values()) == ["lr=0.001", "lr=0.002", "lr=0.003", "lr=0.004"]
+    assert len(names_before) > len(finished_before) and names_before.items() <= names.items()
 
 
 def parents(uri: str) -> list:

@@ -1,14 +1,20 @@
 """Real sweeps on the local Ray: ASHA stops trials early, failures are reported, MLflow holds the comparison."""
 
+import json
 import re
+import subprocess
 from pathlib import Path
 
+import optuna
 import pytest
 from mlflow.tracking import MlflowClient
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
 
 from geosweep.sweep.config import SweepConfig
 from geosweep.sweep.progress import config_label
 from geosweep.sweep.run import run_sweep
+from geosweep.tracking.logged_model import logged_model
 
 pytestmark = pytest.mark.integration
 
@@ -87,6 +93,43 @@ def test_asha_sweep_stops_trials_early_and_lands_in_mlflow(ray_local, mlflow_uri
     board = Path(client.download_artifacts(parent.info.run_id, "leaderboard.md")).read_text()
     assert "stopped early" in board and board.count("| `") == 4
 
+    # Readable trial names: the one axis that varies.
+    by_lr = {float(kid.data.params["optimizer.lr"]): kid for kid in kids}
+    assert {lr: kid.info.run_name for lr, kid in by_lr.items()} == {
+        0.01: "lr=0.01",
+        0.003: "lr=0.003",
+        3e-05: "lr=3e-05",
+        1e-05: "lr=1e-05",
+    }
+    # A stopped trial is marked as it stops, not when the sweep ends: trials ran one at a time in the grid's
+    # order, so the 3e-5 trial's run had ended before the 1e-5 trial's run began.
+    for lr in (3e-05, 1e-05):
+        stopped = by_lr[lr]
+        assert stopped.info.status == "KILLED"
+        assert stopped.data.tags["sweep.stopped_at_epoch"] == "1" and stopped.data.tags["sweep.stopped_by"] == "asha"
+    assert by_lr[3e-05].info.end_time <= by_lr[1e-05].info.start_time
+    assert by_lr[0.01].info.status == "FINISHED" and "sweep.stopped_at_epoch" not in by_lr[0.01].data.tags
+
+    # The parent: the sweep's params, best metric and configuration, the board as description and table.
+    params = parent.data.params
+    assert params["scheduler.name"] == "asha" and params["space.optimizer.lr"].startswith("grid [0.01, 0.003")
+    scored = [kid for kid in kids if "train_loss" in kid.data.metrics]
+    best = min(scored, key=lambda kid: kid.data.metrics["train_loss"])  # one seed: a run is its configuration
+    assert parent.data.metrics["best/train_loss"] == best.data.metrics["train_loss"]
+    assert params["best.optimizer.lr"] == best.data.params["optimizer.lr"]
+    assert parent.data.tags["mlflow.note.content"] == board
+    assert "leaderboard_table.json" in artifacts
+    assert parent.data.tags["axis.representation"] == "tinv_mds"  # the base's: the sweep does not vary it
+    # Who ran it from which commit, on every run: the MLflow UI's User and Version columns.
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    for run in [parent, *kids]:
+        assert run.data.tags["mlflow.source.git.commit"] == head and run.data.tags["mlflow.user"]
+    # The registry's `best`: the model of the best configuration that logged one (trials stopped early log none).
+    modelled = [kid for kid in kids if logged_model(client, kid.info.experiment_id, kid.info.run_id)]
+    assert modelled  # the trial of lr 1e-2 finished
+    best = min(modelled, key=lambda kid: kid.data.metrics["train_loss"])
+    assert client.get_model_version_by_alias("geosweep-t", "best").run_id == best.info.run_id
+
 
 def test_failed_trials_are_reported_and_the_rest_finish(ray_local, mlflow_uri, tiny_config, tmp_path):
     too_few_points = {"name": "geodesic_mds", "kwargs": {"max_points": 16}}  # raises: clouds have 64 points
@@ -118,3 +161,25 @@ def test_failed_trials_are_reported_and_the_rest_finish(ray_local, mlflow_uri, t
         ("geodesic_mds", "adam"): "FAILED",
         ("geodesic_mds", "sgd"): "FAILED",
     }
+
+
+def test_an_optuna_sweep_keeps_its_study_in_a_journal_optuna_can_load(ray_local, mlflow_uri, tiny_config, tmp_path):
+    tiny_config["epochs"] = 1
+    space = {"optimizer.lr": {"loguniform": [1e-3, 1e-2]}}
+    spec = sweep_of(tiny_config, tmp_path, space=space, searcher={"name": "optuna", "num_samples": 2})
+    results, _ = run_sweep(spec)
+    assert len(results) == 2 and not results.errors
+
+    client, parent, kids = children(mlflow_uri, "tests")
+    journal = tmp_path / "ray" / "t" / "optuna.journal"  # beside Tune's own state of the sweep
+    storage = JournalStorage(JournalFileBackend(str(journal)))
+    study = optuna.load_study(study_name=f"t-{parent.info.run_id}", storage=storage)
+    assert [trial.state for trial in study.trials] == [optuna.trial.TrialState.COMPLETE] * 2
+    # The study's trials are the sweep's: the same learning rates and final val_acc as the trial runs in MLflow.
+    in_mlflow = sorted((float(kid.data.params["optimizer.lr"]), kid.data.metrics["val_acc"]) for kid in kids)
+    in_study = sorted((trial.params["optimizer.lr"], trial.value) for trial in study.trials)
+    assert [value for pair in in_study for value in pair] == pytest.approx([v for pair in in_mlflow for v in pair])
+    # Two trials are too few to rank parameters: the parent says so instead of logging noise.
+    importance = json.loads(Path(client.download_artifacts(parent.info.run_id, "importance.json")).read_text())
+    assert importance["values"] == {} and "too few for an importance estimate" in importance["note"]
+    assert not any(name.startswith("importance/") for name in parent.data.metrics)

@@ -11,10 +11,12 @@ import threading
 import time
 
 import pytest
+from mlflow.entities import LoggedModelStatus
 from mlflow.tracking import MlflowClient
 
 from geosweep.config import parse_run_config
 from geosweep.localhost import free_port
+from geosweep.tracking.logged_model import logged_model
 from geosweep.tracking.server import local_server
 from geosweep.train.launch import close_failed_run, run_training
 
@@ -80,7 +82,9 @@ def test_a_run_outlives_an_mlflow_outage_and_holds_every_epoch_once(ray_local, t
         assert [m.step for m in behind_the_server.get_metric_history(run_id, "val_acc")] == list(range(1, EPOCHS + 1))
         assert len(behind_the_server.get_metric_history(run_id, "repr/seconds")) == 1  # step 0, once
         assert run.data.tags["device"] == "cpu"
-        assert "model.pt" in {a.path for a in MlflowClient(f"http://127.0.0.1:{port}").list_artifacts(run_id)}
+        assert len(run.inputs.dataset_inputs) == 6  # its datasets waited in the outbox too, and landed once
+        model = logged_model(MlflowClient(f"http://127.0.0.1:{port}"), run.info.experiment_id, run_id)
+        assert model.status == LoggedModelStatus.READY  # the final model, delivered once the server was back
     finally:
         server.close()
 

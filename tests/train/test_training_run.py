@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 
 import pytest
 import ray
 import yaml
+from mlflow.entities import LoggedModelStatus
 from mlflow.tracking import MlflowClient
 
 from geosweep import cli
 from geosweep.config import parse_run_config
 from geosweep.data.shapes import CLASSES
 from geosweep.ray_local import RAY_LOGS_ENV
+from geosweep.registry import DATASETS
+from geosweep.tracking.datasets import run_datasets
+from geosweep.tracking.logged_model import logged_model
 from geosweep.train.launch import REPORT_POLL_ENV, REPORT_POLL_S, run_training
 
 pytestmark = pytest.mark.integration
@@ -37,12 +42,22 @@ def only_run(uri: str, experiment: str):
     return client, runs[0]
 
 
+def dataset_inputs(client: MlflowClient, run_id: str) -> dict[str, tuple[str, str]]:
+    """context -> (name, digest) of the run's dataset inputs, failing on a context held twice."""
+    inputs = client.get_run(run_id).inputs.dataset_inputs
+    contexts = [tag.value for given in inputs for tag in given.tags if tag.key == "mlflow.data.context"]
+    assert len(contexts) == len(set(contexts)) == len(inputs), contexts
+    return {
+        context: (given.dataset.name, given.dataset.digest) for context, given in zip(contexts, inputs, strict=True)
+    }
+
+
 def test_local_ray_binds_loopback(ray_local):
     assert {node["NodeManagerAddress"] for node in ray.nodes()} == {"127.0.0.1"}
 
 
 def test_two_worker_run_records_params_metrics_tags_artifacts(
-    ray_local, mlflow_uri, tiny_config, tmp_path, monkeypatch
+    ray_local, mlflow_uri, tiny_config, tmp_path, monkeypatch, capsys
 ):
     monkeypatch.delenv(REPORT_POLL_ENV, raising=False)  # the platform's default, not a user's
 
@@ -55,6 +70,7 @@ def test_two_worker_run_records_params_metrics_tags_artifacts(
         def after_report(self, run_context, metrics, checkpoint) -> None:
             self.path.write_text(os.environ.get(REPORT_POLL_ENV, "unset"))
 
+    tiny_config["tracking"] = {"experiment": "tests", "system_metrics_interval_s": 0.5}
     config = parse_run_config(tiny_config)
     seen = tmp_path / "controller-interval"
     result = run_training(config, storage_path=tmp_path / "ray", callbacks=[ControllerEnvironment(seen)])
@@ -83,6 +99,8 @@ def test_two_worker_run_records_params_metrics_tags_artifacts(
     }.items() <= tags.items()
     for key in ["git.sha", "git.dirty", "version.torch", "version.ray", "version.mlflow", "version.geosweep"]:
         assert tags[key], key
+    # The MLflow UI's User and Version columns (the test runs from a git checkout).
+    assert tags["mlflow.user"] and tags["mlflow.source.git.commit"] == tags["git.sha"] != "unknown"
 
     # Before training (step 0): representation cost and where a single frame is ambiguous.
     before = {k: v for k, v in run.data.metrics.items() if k.startswith(("repr/", "cache/"))}
@@ -100,18 +118,37 @@ def test_two_worker_run_records_params_metrics_tags_artifacts(
     final = run.data.metrics
     assert {"test_acc/none", "test_acc/z", "test_acc/so3"} <= set(final)
     # tinv_mds is invariant: the rotated copies get the same predictions, but for a float32 near-tie
-    # of a frame on at most one cloud (measured: all agree; the flagged fractions, 28 % + 7 % here, are far
-    # looser: they mark frames that a 1 % deformation would move, not ones that round-off does).
+    # of a frame on at most one cloud (the flagged fractions are far looser: they mark frames that a
+    # 1 % deformation would move, not ones that round-off does).
     one_cloud = 1 / (len(CLASSES) * tiny_config["dataset"]["kwargs"]["test_per_class"])
     assert final["invariance/pred_agreement"] >= 1 - one_cloud
     assert abs(final["test_acc/so3"] - final["test_acc/z"]) <= one_cloud + 1e-9
 
-    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"config.yaml", "model.pt"} <= artifacts
+    assert "config.yaml" in {a.path for a in client.list_artifacts(run.info.run_id)}
     logged_config = yaml.safe_load(Path(client.download_artifacts(run.info.run_id, "config.yaml")).read_text())
     assert parse_run_config(logged_config) == config
     checkpoint = result.checkpoint
     assert checkpoint is not None
+
+    # The final model, logged by rank 0 of the DDP run: `geosweep evaluate` scores it in one process with the
+    # task's own evaluation, and gets the run's final numbers (val_acc was scored over both ranks' shards).
+    assert logged_model(client, run.info.experiment_id, run.info.run_id).status == LoggedModelStatus.READY
+    monkeypatch.setenv("GEOSWEEP_CACHE_DIR", str(tmp_path / "evaluate-cache"))
+    capsys.readouterr()
+    assert cli.main(["evaluate", run.info.run_id]) == 0
+    printed = dict(re.findall(r"^  (\S+)\s+(\S+)$", capsys.readouterr().out, re.MULTILINE))
+    assert {"val_acc", "test_acc/so3", "invariance/pred_agreement"} <= printed.keys() <= final.keys()
+    assert {k: float(v) for k, v in printed.items()} == pytest.approx({k: final[k] for k in printed}, rel=1e-5)
+
+    # Its datasets, digests made by rank 0 from the arrays it trained on; the same here from the same config.
+    data = DATASETS.build(config.dataset.name, config.dataset.kwargs, seed=config.seed)
+    expected = {context: (d.name, d.digest) for context, d in run_datasets(config, data).items()}
+    assert dataset_inputs(client, run.info.run_id) == expected
+    assert set(expected) == {"training", "validation", "test", "test/none", "test/z", "test/so3"}
+    # System metrics from MLflow's monitor on rank 0, from the start of training to its end.
+    steps = [m.step for m in client.get_metric_history(run.info.run_id, "system/cpu_utilization_percentage")]
+    assert len(steps) >= 2 and sorted(steps) == list(range(len(steps))), steps
+    assert "system/system_memory_usage_megabytes" in final
 
 
 def test_worker_death_resumes_from_checkpoint_in_the_same_run(ray_local, mlflow_uri, tiny_config, tmp_path):
@@ -131,6 +168,10 @@ def test_worker_death_resumes_from_checkpoint_in_the_same_run(ray_local, mlflow_
     assert run.data.tags["resumed_from_epoch"] == "1", "the restarted workers did not load the checkpoint"
     for metric in EPOCH_METRICS:
         assert [m.step for m in client.get_metric_history(run.info.run_id, metric)] == [1, 2, 3], metric
+    assert len(dataset_inputs(client, run.info.run_id)) == 6  # both attempts logged them: each context once
+    # The restarted attempt's monitor continued the run's system-metric steps.
+    steps = [m.step for m in client.get_metric_history(run.info.run_id, "system/cpu_utilization_percentage")]
+    assert steps and len(steps) == len(set(steps)), steps
 
 
 def test_worker_death_without_retries_fails_the_run_and_keeps_what_was_logged(

@@ -11,6 +11,7 @@ from geosweep.config import parse_run_config
 from geosweep.train.launch import run_training
 
 pytestmark = pytest.mark.integration
+TRANSFORMED = ["rotated", "reflected", "translated", "scaled", "all"]
 
 
 def tiny_tsp_config(tmp_path, representation: dict) -> dict:
@@ -48,10 +49,13 @@ def test_tiny_attention_model_beats_random_and_untrained_tours(ray_local, mlflow
     assert gaps[4] < 25.0, gaps  # a 16-dim, 1-layer AM on TSP10: well inside random's ~80 %
 
     metrics = run.data.metrics
-    for variant in ["original", "rotated", "reflected", "translated", "scaled", "all"]:
+    for variant in ["original", *TRANSFORMED]:
         assert math.isfinite(metrics[f"test_gap/{variant}"]), variant
     # tinv_mds with rms scaling: the same tours on every transformed copy, but for a float32 near-tie on at
     # most one instance (measured: all 64 agree; 7 % of the frames are flagged, a far looser bound).
     assert metrics["invariance/tour_agreement"] >= 1.0 - 1 / 64
     for name in ["baseline/p_value", "baseline/version", "train_tour_len", "samples_per_sec"]:
         assert client.get_metric_history(run.info.run_id, name), name
+    # Its inputs: the generator of training instances, the fixed sets, each transformed copy the test scores.
+    names = {given.dataset.name for given in client.get_run(run.info.run_id).inputs.dataset_inputs}
+    assert names == {"tsp-train", "tsp-val", "tsp-test"} | {f"tsp-test/{variant}" for variant in TRANSFORMED}

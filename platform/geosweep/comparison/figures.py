@@ -51,7 +51,7 @@ def axis_dimension(label: str, values: list[Any]) -> dict:
 
 
 def parallel_coordinates(rows: list[Row], axes: list[str], metric: str, mode: str, title: str = "") -> go.Figure:
-    """One line per row over `axes`, its status and `metric`, coloured by the metric.
+    """One line per row over `axes`, its status (when the rows' differ) and `metric`, coloured by the metric.
 
     A row without a finite `metric` (it failed, or has not reported yet) sits below
     the metric axis's range on a "missing" tick, drawn grey.
@@ -85,7 +85,9 @@ def parallel_coordinates(rows: list[Row], axes: list[str], metric: str, mode: st
     colorscale = [[0.0, MISSING_COLOR], [cut, MISSING_COLOR]]
     colorscale += [[cut + (1 - cut) * i / (len(shades) - 1), c] for i, c in enumerate(shades)]
     dimensions = [axis_dimension(axis, [row.axes.get(axis) for row in rows]) for axis in axes]
-    dimensions.append(category_dimension("status", [row.status for row in rows], STATUS_ORDER))
+    statuses = [row.status for row in rows]
+    if len(set(statuses)) > 1:  # like the axes: one that every line crosses at the same tick says nothing
+        dimensions.append(category_dimension("status", statuses, STATUS_ORDER))
     dimensions.append(metric_axis)
     figure = go.Figure(
         go.Parcoords(

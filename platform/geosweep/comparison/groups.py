@@ -65,14 +65,14 @@ def welch_p(best: Spread, other: Spread) -> float | None:
 
 
 def spread_text(value: Spread | None, digits: str = ".3g") -> str:
-    """'mean +- sd [low, high]' (the 95 % interval), the mean alone for one seed, '-' for none.
+    """'mean +- sd [low, high]' (the 95 % interval), 'value (n = 1)' for one seed (no spread to show), '-' for none.
 
     Significant digits by default: invariance errors are tiny.
     """
     if value is None:
         return "-"
     if len(value.values) == 1:
-        return f"{value.mean:{digits}}"
+        return f"{value.mean:{digits}} (n = 1)"
     low, high = value.mean - value.half_width, value.mean + value.half_width
     return f"{value.mean:{digits}} +- {value.sd:{digits}} [{low:{digits}}, {high:{digits}}]"
 

@@ -38,6 +38,7 @@ class Row:
         error: what ended a failed run, one line; "" otherwise.
         run_id: the MLflow run.
         run_name: the MLflow run's name.
+        experiment_id: the MLflow experiment holding the run.
         tags: the MLflow run's tags.
         params: the MLflow run's params (the flattened config).
     """
@@ -49,6 +50,7 @@ class Row:
     error: str = ""
     run_id: str = ""
     run_name: str = ""
+    experiment_id: str = ""
     tags: dict[str, str] = field(default_factory=dict)
     params: dict[str, str] = field(default_factory=dict)
 
@@ -93,6 +95,7 @@ def run_rows(runs: list[Run]) -> list[Row]:
                 error=run.data.tags.get(ERROR_TAG, "") if status == "failed" else "",
                 run_id=run.info.run_id,
                 run_name=run.info.run_name,
+                experiment_id=run.info.experiment_id,
                 tags=dict(run.data.tags),
                 params=dict(run.data.params),
             )

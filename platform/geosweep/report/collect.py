@@ -19,6 +19,7 @@ from mlflow.tracking import MlflowClient
 
 from geosweep.comparison.rows import Row, configuration_label, run_rows
 from geosweep.nightly import store
+from geosweep.report.links import ui_address
 
 
 class ReportError(ValueError):
@@ -42,8 +43,9 @@ class ReportData:
     metric: str
     mode: str
     rows: list[Row]
-    curves: dict[str, list[tuple[str, list[int], list[float]]]]
+    curves: dict[str, list[tuple[Row, list[int], list[float]]]]
     nightly: Nightly
+    ui_address: str | None = None  # the MLflow UI the page links runs into; None: no links
 
 
 def paged_runs(client: MlflowClient, experiment_ids: list[str], query: str = "") -> Iterator[Run]:
@@ -101,13 +103,13 @@ def find_runs(client: MlflowClient, name: str) -> tuple[str, list[Run], dict]:
 
 
 def learning_curves(client: MlflowClient, rows: list[Row], metric: str) -> dict:
-    """Configuration -> [(run name, epochs, values)] of `metric` for every run that logged it."""
-    curves: dict[str, list[tuple[str, list[int], list[float]]]] = {}
+    """Configuration -> [(run's row, epochs, values)] of `metric` for every run that logged it."""
+    curves: dict[str, list[tuple[Row, list[int], list[float]]]] = {}
     for row in rows:
         history = sorted(client.get_metric_history(row.run_id, metric), key=lambda m: m.step)
         if history:
             curves.setdefault(configuration_label(row), []).append(
-                (row.run_name, [m.step for m in history], [m.value for m in history])
+                (row, [m.step for m in history], [m.value for m in history])
             )
     return curves
 
@@ -156,7 +158,9 @@ def tracked_metrics(client: MlflowClient, night: Run) -> set[str] | None:
     return set(tolerances) if isinstance(tolerances, dict) and tolerances else None
 
 
-def collect(tracking_uri: str, name: str, metric: str | None = None, mode: str | None = None) -> ReportData:
+def collect(
+    tracking_uri: str, name: str, metric: str | None = None, mode: str | None = None, mlflow_url: str | None = None
+) -> ReportData:
     """Everything the report of experiment or sweep `name` shows.
 
     Args:
@@ -164,10 +168,14 @@ def collect(tracking_uri: str, name: str, metric: str | None = None, mode: str |
         name: an experiment name, else a sweep name.
         metric: the validation metric to rank by and plot per epoch (default: the sweep's, else val_acc).
         mode: "max" or "min" (default: the sweep's mode for its own metric, else "max").
+        mlflow_url: the MLflow UI to link runs into (default: the tracking URI when it is a server's).
 
     Raises:
-        ReportError: a missing store, no experiment or sweep of that name, or one with no runs.
+        ReportError: a missing store, no experiment or sweep of that name, or one with no runs; an `mlflow_url`
+            that is not an http(s) address.
     """
+    if mlflow_url and not mlflow_url.startswith(("http://", "https://")):
+        raise ReportError(f"--mlflow-url {mlflow_url!r}: expected the MLflow UI's address, e.g. http://127.0.0.1:5000")
     if tracking_uri.startswith("sqlite:///") and not Path(tracking_uri.removeprefix("sqlite:///")).is_file():
         raise ReportError(f"no MLflow store at {tracking_uri}: set MLFLOW_TRACKING_URI or pass --tracking-uri")
     client = MlflowClient(tracking_uri)
@@ -178,4 +186,5 @@ def collect(tracking_uri: str, name: str, metric: str | None = None, mode: str |
     mode = mode or (spec.get("mode", "max") if metric == spec.get("metric") else "max")
     rows = run_rows(runs)
     curves = learning_curves(client, rows, metric)
-    return ReportData(title, tracking_uri, metric, mode, rows, curves, nightly_history(client))
+    address = ui_address(tracking_uri, mlflow_url)
+    return ReportData(title, tracking_uri, metric, mode, rows, curves, nightly_history(client), address)

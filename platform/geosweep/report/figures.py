@@ -10,6 +10,9 @@ import math
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
+from geosweep.comparison.rows import Row
+from geosweep.report.links import run_link
+
 
 def pareto_front(points: list[tuple[float, float]], mode: str) -> set[int]:
     """Indices of the (error, score) points no other point beats: error no higher and score no worse, one strictly."""
@@ -22,8 +25,12 @@ def pareto_front(points: list[tuple[float, float]], mode: str) -> set[int]:
     return {i for i, p in enumerate(points) if not any(beats(q, p) for q in points)}
 
 
-def pareto_scatter(groups: list[dict], metric: str, mode: str, error: str) -> go.Figure | None:
+def pareto_scatter(
+    groups: list[dict], metric: str, mode: str, error: str, address: str | None = None
+) -> go.Figure | None:
     """Configurations (mean +- sample SD over seeds) by invariance error and `metric`; the Pareto front marked.
+
+    With `address` (the MLflow UI) each point links to its configuration's first run (its customdata).
 
     Returns:
         The figure, or None when no configuration has both numbers.
@@ -49,7 +56,8 @@ def pareto_scatter(groups: list[dict], metric: str, mode: str, error: str) -> go
             error_x={"array": [shown[i][error].sd for i in members]},  # NaN (no bar) for one seed
             error_y={"array": [shown[i][metric].sd for i in members]},
             text=[shown[i]["configuration"] for i in members],
-            hovertemplate="%{text}<br>%{x:.3g}, %{y:.3g}",
+            customdata=[run_link(address, shown[i]["rows"][0]) for i in members],
+            hovertemplate="%{text}<br>%{x:.3g}, %{y:.3g}" + ("<br>click: its first run in MLflow" if address else ""),
         )
     log_x = all(p[0] > 0 for p in points)  # exact invariance (0) cannot sit on a log axis
     figure.update_layout(
@@ -61,17 +69,20 @@ def pareto_scatter(groups: list[dict], metric: str, mode: str, error: str) -> go
     return figure
 
 
-def learning_curves(curves: dict[str, list[tuple[str, list[int], list[float]]]], metric: str) -> go.Figure:
+def learning_curves(
+    curves: dict[str, list[tuple[Row, list[int], list[float]]]], metric: str, address: str | None = None
+) -> go.Figure:
     """`metric` per epoch, one line per run, one colour per configuration.
 
     Args:
-        curves: configuration -> [(run name, steps, values)].
+        curves: configuration -> [(run's row, steps, values)].
         metric: the metric the curves show.
+        address: the MLflow UI: each point links to its run there (its customdata); None for no links.
     """
     figure = go.Figure()
     palette = qualitative.Plotly
     for i, (configuration, runs) in enumerate(sorted(curves.items())):
-        for j, (run_name, steps, values) in enumerate(runs):
+        for j, (row, steps, values) in enumerate(runs):
             figure.add_scatter(
                 x=steps,
                 y=values,
@@ -80,7 +91,8 @@ def learning_curves(curves: dict[str, list[tuple[str, list[int], list[float]]]],
                 legendgroup=configuration,
                 showlegend=j == 0,
                 line={"color": palette[i % len(palette)]},
-                hovertemplate=f"{run_name}<br>epoch %{{x}}: %{{y:.4g}}<extra></extra>",
+                customdata=[run_link(address, row)] * len(steps),
+                hovertemplate=f"{row.run_name}<br>epoch %{{x}}: %{{y:.4g}}<extra></extra>",
             )
     last = max((max(steps, default=1) for runs in curves.values() for _, steps, _ in runs), default=1)
     figure.update_layout(

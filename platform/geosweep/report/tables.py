@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 from collections import defaultdict
 from typing import get_args
 
@@ -26,7 +27,7 @@ def robustness(rows: list[Row], metric: str) -> tuple[list[str], list[list[str]]
     Columns read `train/test` (z/z, z/so3, so3/so3, ...) from each run's
     `dataset.rotation.train` param and its `test_acc/<protocol>` metrics (for
     `val_gap`: `test_gap/<variant>`, with no training rotation). Failed runs are
-    left out; a cell is mean +- sample SD [95 % interval] (runs) over seeds and any other setting.
+    left out; a cell is mean +- sample SD [95 % interval] (n = runs) over seeds and any other setting.
 
     Returns:
         (header, rows of text cells); no rows when no run logged such a metric.
@@ -50,13 +51,31 @@ def robustness(rows: list[Row], metric: str) -> tuple[list[str], list[list[str]]
         texts = []
         for column in columns:
             values = cells[key].get(column, [])
-            texts.append(f"{spread_text(Spread(tuple(values)), '.3f')} ({len(values)})" if values else "-")
+            count = f" (n = {len(values)})" if len(values) > 1 else ""  # one value says n = 1 itself
+            texts.append(spread_text(Spread(tuple(values)), ".3f") + count if values else "-")
         table.append([*key, *texts])
     return header, table
 
 
+class Html(str):
+    """A cell that is HTML already (links): html_table puts it in as it is."""
+
+
+# spread_text's 'mean +- sd [low, high]' or 'value (n = 1)', maybe with a count: breaks go before a bracket only.
+SPREAD = re.compile(r"\S+( \+- \S+)?( \[[^\]]*\])?( \(n = \d+\))?")
+
+
+def cell_html(text: str) -> str:
+    """A cell's text, escaped; a spread breaks before its interval or count only, never inside a number."""
+    if isinstance(text, Html):
+        return text
+    if SPREAD.fullmatch(text) is None:
+        return html.escape(text)
+    return " ".join(f'<span class="unit">{html.escape(part)}</span>' for part in re.split(r" (?=[\[(])", text))
+
+
 def html_table(header: list[str], rows: list[list[str]], css_class: str = "") -> str:
-    """An HTML table of text cells, escaped."""
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+    """An HTML table of text cells, escaped (Html cells as they are); long metric names may break after a '/'."""
+    head = "".join(f"<th>{html.escape(h).replace('/', '/<wbr>')}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{cell_html(c)}</td>" for c in row) + "</tr>" for row in rows)
     return f'<table class="{css_class}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'

@@ -167,7 +167,7 @@ def trial_config(sweep: SweepConfig, assignment: dict[str, Any]) -> RunConfig:
     return parse_run_config(raw, source=f"sweep {sweep.name!r}, trial {assignment}")
 
 
-def _checked_axes(sweep: SweepConfig) -> list[list[tuple[str, Any]]]:
+def checked_axes(sweep: SweepConfig) -> list[list[tuple[str, Any]]]:
     """Per space path, the values validation tries: every grid or choice value, a continuous domain's bounds."""
     axes = []
     for path, domain in sweep.space.items():
@@ -180,7 +180,7 @@ def _checked_axes(sweep: SweepConfig) -> list[list[tuple[str, Any]]]:
 
 def count_trial_configurations(sweep: SweepConfig) -> int:
     """How many configurations `validate_every_trial` would check without a limit."""
-    return math.prod(len(axis) for axis in _checked_axes(sweep))
+    return math.prod(len(axis) for axis in checked_axes(sweep))
 
 
 def validate_every_trial(sweep: SweepConfig, limit: int = 10_000) -> int:
@@ -195,7 +195,7 @@ def validate_every_trial(sweep: SweepConfig, limit: int = 10_000) -> int:
         ConfigError: for the first trial whose config is invalid, naming its values.
     """
     checked = 0
-    for combination in itertools.islice(itertools.product(*_checked_axes(sweep)), limit):
+    for combination in itertools.islice(itertools.product(*checked_axes(sweep)), limit):
         trial_config(sweep, dict(combination))
         checked += 1
     return checked

@@ -17,15 +17,20 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule
 
 from geosweep.cluster.admission import TrialDemand
 from geosweep.cluster.preflight import preflight
+from geosweep.comparison.importance import record_importance
 from geosweep.comparison.rows import SUPERSEDED_TAG, run_rows
 from geosweep.config import ConfigError, RunConfig, flatten, set_values
 from geosweep.ray_local import default_storage_path, ensure_ray
+from geosweep.sweep.best_model import register_best_model
 from geosweep.sweep.config import SweepConfig
 from geosweep.sweep.leaderboard import leaderboard
+from geosweep.sweep.mlflow_callback import MarkStoppedTrials
+from geosweep.sweep.parent import record_summary, shared_tags, sweep_params
 from geosweep.sweep.progress import progress_view
 from geosweep.sweep.space import param_space
+from geosweep.sweep.study import study_name, study_storage
 from geosweep.sweep.trial import run_trial
-from geosweep.tracking.mlflow_run import experiment_id, lineage_tags, resolve_tracking_uri
+from geosweep.tracking.mlflow_run import experiment_id, origin_tags, resolve_tracking_uri
 
 
 def trial_demand(sweep: SweepConfig) -> TrialDemand:
@@ -51,12 +56,19 @@ def admitted_trials(sweep: SweepConfig) -> int:
     return min(fit, sweep.resources.max_concurrent_trials or fit)
 
 
-def searcher(sweep: SweepConfig):
-    """The Tune search algorithm the sweep names, seeded from the base config (None: Tune's BasicVariantGenerator)."""
+def searcher(sweep: SweepConfig, parent_run_id: str | None = None):
+    """The Tune search algorithm the sweep names, seeded from the base config (None: Tune's BasicVariantGenerator).
+
+    Optuna's study goes to a journal file in the sweep's Tune directory when the sweep's run is known
+    (geosweep.sweep.study), so that optuna-dashboard can open it; else it stays in memory.
+    """
     if sweep.searcher.name == "optuna":
         from ray.tune.search.optuna import OptunaSearch
 
-        return OptunaSearch(seed=sweep.base.seed)
+        if parent_run_id is None:
+            return OptunaSearch(seed=sweep.base.seed)
+        storage = study_storage(sweep)
+        return OptunaSearch(seed=sweep.base.seed, storage=storage, study_name=study_name(sweep, parent_run_id))
     if sweep.searcher.name == "hyperopt":
         from ray.tune.search.hyperopt import HyperOptSearch
 
@@ -80,11 +92,16 @@ def scheduler(sweep: SweepConfig):
 
 
 def start_parent_run(sweep: SweepConfig) -> str:
-    """A new MLflow parent run for this run of the sweep; an earlier run of the same name keeps its own."""
+    """A new MLflow parent run for this run of the sweep; an earlier run of the same name keeps its own.
+
+    It holds the sweep's definition as params and the tags all its trials share (geosweep.sweep.parent).
+    """
     base: RunConfig = sweep.base
     client = MlflowClient(resolve_tracking_uri(base.tracking.tracking_uri))
-    tags = {**lineage_tags(base), "sweep.name": sweep.name, "sweep.parent": "true"}
+    tags = {**shared_tags(sweep), "sweep.name": sweep.name, "sweep.parent": "true"}
     run = client.create_run(experiment_id(client, base.tracking.experiment), run_name=sweep.name, tags=tags)
+    params = [mlflow.entities.Param(key, value) for key, value in sweep_params(sweep).items()]
+    client.log_batch(run.info.run_id, params=params)
     client.log_text(run.info.run_id, sweep.model_dump_json(indent=2), "sweep.json")
     return run.info.run_id
 
@@ -172,7 +189,9 @@ def run_sweep(
     tune_path = f"{storage.rstrip('/')}/{sweep.name}"
     parent_run_id = parent_to_resume(sweep, tune_path, allow_changes) if resume else start_parent_run(sweep)
     trainable = tune.with_resources(
-        tune.with_parameters(run_trial, sweep=sweep.model_dump(mode="json"), parent_run_id=parent_run_id),
+        tune.with_parameters(
+            run_trial, sweep=sweep.model_dump(mode="json"), parent_run_id=parent_run_id, origin=origin_tags()
+        ),
         dict(trial_demand(sweep).driver),
     )
     # Restore too: a restored sweep keeps its saved reporter, which needs the output engine the view selects.
@@ -188,7 +207,7 @@ def run_sweep(
                 tune_config=tune.TuneConfig(
                     metric=sweep.metric,
                     mode=sweep.mode,
-                    search_alg=searcher(sweep),
+                    search_alg=searcher(sweep, parent_run_id),
                     scheduler=scheduler(sweep),
                     num_samples=sweep.searcher.num_samples,
                     max_concurrent_trials=concurrency,
@@ -201,6 +220,8 @@ def run_sweep(
                     storage_path=storage,
                     # A trial whose driver died starts again; its Train run resumes from its last checkpoint.
                     failure_config=tune.FailureConfig(max_failures=sweep.base.failure.max_failures),
+                    # A trial the scheduler stops is marked in MLflow then, not when the sweep ends.
+                    callbacks=[MarkStoppedTrials(uri, parent_run_id, sweep.base.epochs, sweep.scheduler.name)],
                     **output,
                 ),
             )
@@ -218,7 +239,9 @@ def trial_runs(client: MlflowClient, parent_run_id: str) -> list[mlflow.entities
 def end_trial_runs(sweep: SweepConfig, results: tune.ResultGrid, client: MlflowClient, parent_run_id: str) -> None:
     """End each trial's MLflow run as Tune ended the trial: FAILED on error, KILLED when the scheduler stopped it.
 
-    The scheduler ends a trial's driver mid-run: its run is left RUNNING, or FAILED when fit() raised on the stop.
+    The final reconciliation: MarkStoppedTrials marked early-stopped trials as they stopped; a trial stopped
+    after its last epoch (ASHA at max_t) may have been torn down before its driver closed its run, and one that
+    failed before its run was recorded as failed is left RUNNING.
     """
     by_trial = {run.data.tags.get("sweep.trial_id"): run for run in trial_runs(client, parent_run_id)}
     for result in results:
@@ -233,17 +256,22 @@ def end_trial_runs(sweep: SweepConfig, results: tune.ResultGrid, client: MlflowC
 def record_leaderboard(sweep: SweepConfig, results: tune.ResultGrid, client: MlflowClient, parent_run_id: str) -> str:
     """End the trial runs as Tune ended them, log the leaderboard on the parent run and end it.
 
-    The parent holds `leaderboard.md`, `parallel_coordinates.html` and the best configuration (`best_config.yaml`).
+    The parent holds `leaderboard.md`, `parallel_coordinates.html`, the best configuration (`best_config.yaml`)
+    and the parameters' importance (`importance.json`, `importance/<param>` metrics).
 
     Returns:
         The leaderboard as markdown.
     """
     end_trial_runs(sweep, results, client, parent_run_id)
     sampled = {result.metrics["trial_id"]: result.config for result in results if "trial_id" in (result.metrics or {})}
-    board = leaderboard(sweep, run_rows(trial_runs(client, parent_run_id)), sampled)
+    rows = run_rows(trial_runs(client, parent_run_id))
+    board = leaderboard(sweep, rows, sampled)
+    record_importance(client, parent_run_id, rows, sweep.metric, sweep.mode)  # importance/<param>, importance.json
     client.log_text(parent_run_id, board.markdown, "leaderboard.md")
     client.log_text(parent_run_id, board.parallel_coordinates, "parallel_coordinates.html")
     if board.best_config is not None:
         client.log_text(parent_run_id, board.best_config, "best_config.yaml")
+    record_summary(client, parent_run_id, sweep, board)  # best/<metric>, best.* params, description, table
     client.set_terminated(parent_run_id, "FAILED" if board.failed else "FINISHED")
+    register_best_model(sweep, client, rows)  # models:/geosweep-<sweep>@best moves only to a better model
     return board.markdown

@@ -15,6 +15,8 @@ import torch
 
 if TYPE_CHECKING:
     from geosweep.config import RunConfig
+    from geosweep.data import PointCloudSplits
+    from geosweep.data.tsp import TSPData
     from geosweep.model import Model
 
 
@@ -37,6 +39,8 @@ class Task(Protocol):
     # The task's own per-epoch metrics (evaluate()'s keys, `train_` + loss()'s); a sweep may stop and rank on
     # these and LOOP_METRICS.
     epoch_metrics: ClassVar[tuple[str, ...]]
+    # The dataset as its registry entry built it, set by setup (clouds in canonical pose; TSP's fixed sets).
+    data: PointCloudSplits | TSPData
 
     def setup(self, config: RunConfig, rank: int, world_size: int, device: torch.device) -> Model:
         """Build this rank's data and the run's one model (on the CPU; the loop moves and wraps it)."""
@@ -72,4 +76,8 @@ class Task(Protocol):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore `state_dict`'s output after a resume."""
+        ...
+
+    def example_inputs(self, count: int) -> dict[str, torch.Tensor]:
+        """The first `count` test instances as the model's keyword arguments (the logged model's signature)."""
         ...

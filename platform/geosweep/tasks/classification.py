@@ -11,7 +11,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 from geosweep import random_streams
-from geosweep.data import rotate_evaluation_splits
+from geosweep.data import PointCloudSplits, rotate_evaluation_splits
 from geosweep.data.augmentation import augment
 from geosweep.model import InvariantModel, build_model
 from geosweep.registry import DATASETS, TASKS
@@ -82,6 +82,11 @@ class Classification:
         self.val_labels, self.test_labels = torch.from_numpy(data.val.labels), torch.from_numpy(data.test.labels)
         return self.model
 
+    @property
+    def data(self) -> PointCloudSplits:
+        """The dataset as built, in canonical pose (val and test are rotated once from it, train every epoch)."""
+        return self.canonical
+
     def start_metrics(self) -> dict[str, float]:
         """The frame cache's hits and seconds, and how ambiguous a single canonical frame is on this data."""
         splits = (self.canonical.train, self.canonical.val, self.canonical.test)
@@ -140,6 +145,10 @@ class Classification:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Nothing to restore."""
+
+    def example_inputs(self, count: int) -> dict[str, torch.Tensor]:
+        """The first `count` test clouds, in canonical pose, as points (the model's public input)."""
+        return {"points": torch.from_numpy(self.canonical.test.points[:count])}
 
     def _accuracies(self, split: str, sharded: bool = True) -> dict[str, float]:
         """`acc` and `mean_class_acc` on `split` ("val" or "test"): sharded over ranks (a collective), or rank 0's."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -102,12 +103,9 @@ def robustness_and_certificate(
     model.eval()
     labels = torch.from_numpy(test_labels)
     metrics = {}
-    if test_points.shape[-1] == 3:
-        for index, protocol in enumerate(ROTATION_PROTOCOLS):
-            rng = random_streams.generator("robustness.rotation", seed, index)
-            rotated = torch.from_numpy(rotate(test_points, protocol, rng))
-            scores = accuracies(model, rotated, labels, num_classes, 0, 1, device)
-            metrics |= {f"test_{name}/{protocol}": value for name, value in scores.items()}
+    for protocol, rotated in robustness_sets(test_points, seed):
+        scores = accuracies(model, torch.from_numpy(rotated), labels, num_classes, 0, 1, device)
+        metrics |= {f"test_{name}/{protocol}": value for name, value in scores.items()}
     subset = torch.from_numpy(test_points[:max_clouds]).to(device)
     metrics |= certify_model(model, subset, invariances, samples=samples, seed=seed)
     # The same certificate under rotations whatever the model claims, so raw and invariant
@@ -115,6 +113,17 @@ def robustness_and_certificate(
     rotation = certify_model(model, subset, {"rotation"}, samples=samples, seed=seed)
     metrics |= {key.replace("invariance/", "invariance/rotation_"): value for key, value in rotation.items()}
     return metrics
+
+
+def robustness_sets(test_points: np.ndarray, seed: int) -> Iterator[tuple[str, np.ndarray]]:
+    """The test clouds under each rotation protocol, one fixed draw of the run's seed each (3-D data; none else).
+
+    The inputs of the robustness table's `test_acc/<protocol>`, made one at a time (a copy of the test set each).
+    """
+    if test_points.shape[-1] != 3:
+        return
+    for index, protocol in enumerate(ROTATION_PROTOCOLS):
+        yield protocol, rotate(test_points, protocol, random_streams.generator("robustness.rotation", seed, index))
 
 
 def ambiguity_fractions(

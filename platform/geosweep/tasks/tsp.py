@@ -168,6 +168,10 @@ class TSP:
         """Restore the baseline."""
         self.baseline.load_state_dict(state["baseline"])
 
+    def example_inputs(self, count: int) -> dict[str, torch.Tensor]:
+        """The first `count` test instances' cities."""
+        return {"cities": torch.from_numpy(self.data.test.coords[:count])}
+
     def gap_or_nan(
         self, lengths: torch.Tensor, references: np.ndarray | None, rows: slice = slice(None)
     ) -> torch.Tensor:

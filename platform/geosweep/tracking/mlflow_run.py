@@ -3,23 +3,30 @@
 The driver creates the database, experiment and run before any worker starts
 (two workers creating a fresh SQLite database at once break its migration),
 records params, lineage tags and the resolved config, and closes the run with
-the outcome. Rank 0 logs per-epoch metrics and the final checkpoint into it.
+the outcome. Rank 0 logs per-epoch metrics and the final model (tracking/logged_model.py) into it.
 """
 
 from __future__ import annotations
 
+import getpass
 import os
 import platform as stdlib_platform  # the standard library's, never our source root
 import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
 import mlflow
+import torch
+from mlflow.data.dataset import Dataset
 from mlflow.entities import Metric, RunStatus
 from mlflow.tracking import MlflowClient
 
 import geosweep
 from geosweep.config import RunConfig, dump_yaml, flatten
+from geosweep.tracking import logged_model
+from geosweep.tracking.datasets import new_inputs
 from geosweep.tracking.outbox import Outbox
 
 # Without this tag the MLflow 3 UI shows experiments as GenAI ones.
@@ -63,11 +70,30 @@ def git_lineage() -> dict[str, str]:
     return {"git.sha": sha, "git.dirty": "unknown" if status is None else str(bool(status)).lower()}
 
 
-def lineage_tags(config: RunConfig) -> dict[str, str]:
-    """The tags that say what produced a run: its axes, git state, versions, world size, batch and seed."""
-    import ray
-    import torch
+def origin_tags() -> dict[str, str]:
+    """Who ran this process's runs, from which entry point and commit: git lineage and MLflow's own source tags.
 
+    The MLflow UI shows them as the User, Source and Version columns. A sweep reads them once in its driver and
+    hands them to its trials, whose processes run in Tune's trial directory (no git checkout) or on other nodes.
+    """
+    lineage = git_lineage()
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # a container user without a passwd entry or $USER
+        user = "unknown"
+    tags = {
+        **lineage,
+        "mlflow.user": user,
+        "mlflow.source.name": Path(sys.argv[0]).name or "python",
+        "mlflow.source.type": "JOB" if os.environ.get("RAY_ADDRESS") else "LOCAL",  # RAY_ADDRESS: `ray job submit`
+    }
+    if lineage["git.sha"] != "unknown":
+        tags["mlflow.source.git.commit"] = lineage["git.sha"]
+    return tags
+
+
+def config_tags(config: RunConfig) -> dict[str, str]:
+    """The tags a run's config decides: its axes, world size, batch and seed."""
     world_size = config.scaling.num_workers
     return {
         "axis.task": config.task.name,
@@ -75,16 +101,26 @@ def lineage_tags(config: RunConfig) -> dict[str, str]:
         "axis.representation": config.representation.name,
         "axis.backbone": config.backbone.name,
         "axis.hypernet": config.hypernet.name,
-        **git_lineage(),
+        "world_size": str(world_size),
+        "batch.per_worker": str(config.batch_size),
+        "batch.effective": str(config.batch_size * world_size),
+        "seed": str(config.seed),
+    }
+
+
+def lineage_tags(config: RunConfig) -> dict[str, str]:
+    """The tags that say what produced a run: its config's (config_tags), its origin (origin_tags) and versions."""
+    import ray
+    import torch
+
+    return {
+        **config_tags(config),
+        **origin_tags(),
         "version.geosweep": geosweep.__version__,
         "version.torch": torch.__version__,
         "version.ray": ray.__version__,
         "version.mlflow": mlflow.__version__,
         "version.python": stdlib_platform.python_version(),
-        "world_size": str(world_size),
-        "batch.per_worker": str(config.batch_size),
-        "batch.effective": str(config.batch_size * world_size),
-        "seed": str(config.seed),
     }
 
 
@@ -117,25 +153,21 @@ def start_run(
     return uri, run_id
 
 
-def finished_run_metrics(config: RunConfig, tags: dict[str, str]) -> dict[str, float] | None:
-    """The latest metrics of the FINISHED run carrying `tags`, or None if there is none."""
-    client = MlflowClient(resolve_tracking_uri(config.tracking.tracking_uri))
-    experiment = client.get_experiment_by_name(config.tracking.experiment)
-    if experiment is None:
-        return None
-    query = " and ".join(f"tags.`{key}` = '{value}'" for key, value in tags.items())
-    runs = client.search_runs([experiment.experiment_id], filter_string=f"{query} and attributes.status = 'FINISHED'")
-    return runs[0].data.metrics if runs else None
-
-
 def end_run(uri: str, run_id: str, succeeded: bool) -> None:
-    """Mark the run FINISHED or FAILED."""
+    """Mark the run FINISHED or FAILED; a failed run already KILLED stays KILLED.
+
+    A sweep marks a trial's run KILLED when its scheduler stops the trial (geosweep.sweep.mlflow_callback);
+    the trial's driver, torn down next, may see its training fail and must not overwrite that.
+    """
+    client = MlflowClient(uri)
+    if not succeeded and client.get_run(run_id).info.status == RunStatus.to_string(RunStatus.KILLED):
+        return
     status = RunStatus.FINISHED if succeeded else RunStatus.FAILED
-    MlflowClient(uri).set_terminated(run_id, RunStatus.to_string(status))
+    client.set_terminated(run_id, RunStatus.to_string(status))
 
 
 class EpochLogger:
-    """Rank 0's handle on the run: per-epoch metrics (step = epoch) and artifacts, through an outbox.
+    """Rank 0's handle on the run: per-epoch metrics (step = epoch), artifacts and the final model, through an outbox.
 
     Calls return at once; an outbox delivers them in order and rides out an outage
     of the store (up to `outage_limit_s`). "Once" writes are decided when they are
@@ -185,6 +217,22 @@ class EpochLogger:
         """Upload the file at `path` unless the run already holds an artifact of its name."""
         self._outbox.put({"kind": "artifact", "path": self._outbox.keep_file(path), "once": True})
 
+    def log_model_once(
+        self, model: torch.nn.Module, inputs: dict[str, torch.Tensor], config: RunConfig, step: int
+    ) -> None:
+        """Save the final model now and log it as the run's LoggedModel at `step`, unless the run already holds it.
+
+        tracking/logged_model.py: the model is moved to the CPU; `inputs` (a few real instances) give its signature.
+        """
+        with tempfile.TemporaryDirectory() as tmp:
+            saved = Path(tmp) / logged_model.MODEL_NAME
+            logged_model.save(model, inputs, config, saved)
+            self._outbox.put({"kind": "model", "path": self._outbox.keep_file(saved), "step": step})
+
+    def log_datasets_once(self, datasets: dict[str, Dataset]) -> None:
+        """Record the run's inputs by context (tracking/datasets.py), each context once: a run's first ones stay."""
+        self._outbox.put({"kind": "datasets", "datasets": {context: d.to_dict() for context, d in datasets.items()}})
+
     def log_metrics(self, step: int, metrics: dict[str, float]) -> None:
         """Log `metrics` at `step` in one batch."""
         self._put_metrics(step, metrics, once=None)
@@ -230,6 +278,11 @@ class EpochLogger:
             name = Path(write["path"]).name
             if not write["once"] or name not in {a.path for a in self.client.list_artifacts(self.run_id)}:
                 self.client.log_artifact(self.run_id, write["path"])
+        elif write["kind"] == "model":
+            logged_model.deliver(self.client, self.run_id, write["path"], write["step"])
+        elif write["kind"] == "datasets":
+            if inputs := new_inputs(self.client.get_run(self.run_id), write["datasets"]):
+                self.client.log_inputs(self.run_id, datasets=inputs)
         elif not self._already_logged(write):
             stamp, step = write["timestamp"], write["step"]
             metrics = [Metric(key, value, stamp, step) for key, value in write["metrics"].items()]

@@ -82,9 +82,12 @@ class Outbox:
             self._changed.notify_all()
 
     def keep_file(self, path: Path) -> str:
-        """A copy of `path` that lives until it is delivered (the caller may delete its own)."""
+        """A copy of the file or directory at `path`, kept until it is delivered (the caller may delete its own)."""
         kept = Path(tempfile.mkdtemp(dir=self._spool_dir)) / path.name
-        shutil.copyfile(path, kept)
+        if path.is_dir():
+            shutil.copytree(path, kept)
+        else:
+            shutil.copyfile(path, kept)
         return str(kept)
 
     def settle(self, timeout_s: float) -> None:

@@ -11,7 +11,8 @@ from typing import Any
 
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
-    """Run geosweep.train.loop's per-worker loop (see there for `loop_config`)."""
+    """Run geosweep.train.loop's per-worker loop (see there for `loop_config`), rank 0 under MLflow's system monitor."""
     from geosweep.train import loop
 
-    loop.train_loop_per_worker(loop_config)
+    with loop.rank_zero_system_metrics(loop_config):
+        loop.train_loop_per_worker(loop_config)

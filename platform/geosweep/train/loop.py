@@ -9,18 +9,21 @@ from __future__ import annotations
 import logging
 import math
 import os
-import tempfile
 import time
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
 import ray.train
 import ray.train.torch
-import torch
 import torch.distributed as dist
 
-from geosweep.config import RunConfig
+from geosweep.config import RunConfig, TrackingSpec
+from geosweep.model import Model
+from geosweep.tasks.base import Task
 from geosweep.tracking import EpochLogger
+from geosweep.tracking.datasets import run_datasets
+from geosweep.tracking.system_metrics import system_metrics
 from geosweep.train.checkpoint import checkpoint_dir, load_state
 from geosweep.train.live_metrics import LiveMetrics
 from geosweep.train.training import Training
@@ -51,6 +54,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     if logger:
         logger.set_tag("device", str(device))
         logger.set_tag("ddp.backend", dist.get_backend() if dist.is_initialized() else "none")
+        logger.log_datasets_once(run_datasets(config, task.data))
     start_epoch, start_metrics, history = 1, {}, {}
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is None:
@@ -95,31 +99,55 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             # In the store before Tune sees the epoch: a trial its scheduler stops here keeps the epoch it
             # was judged on (the stop kills this process). An epoch re-run after a failure is not logged twice.
             logger.log_epoch_once(epoch, metrics)
+            if epoch == config.epochs:  # the last report may end this process too (ASHA stops trials at max_t)
+                log_final(logger, task, model, config)
             logger.settle()
         with checkpoint_dir(state) as ray_checkpoint:
             ray.train.report({**metrics, "epoch": epoch}, checkpoint=ray_checkpoint)
         if echo:
             echo(epoch_line(epoch, config.epochs, metrics), flush=True)
 
-    # --- after training (rank 0): the task's final metrics and the final model
     if logger:
-        logger.log_step_once(config.epochs, task.final_metrics())
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "model.pt"
-            torch.save({"model": model.state_dict(), "config": config.model_dump(mode="json")}, path)
-            logger.log_artifact_once(path)
+        if start_epoch > config.epochs:  # resumed from the last epoch's checkpoint: its final writes may be missing
+            log_final(logger, task, model, config)
         logger.close()  # everything delivered, or a clear error once the outage limit has passed
+
+
+def log_final(logger: EpochLogger, task: Task, model: Model, config: RunConfig) -> None:
+    """Rank 0 after the last epoch: the task's final metrics and the final model, in the store when it returns.
+
+    The model is an MLflow model (tracking/logged_model.py), its signature from two real test instances. Waits
+    for the store while it answers (not through an outage): whatever follows may end this process.
+    """
+    logger.log_step_once(config.epochs, task.final_metrics())
+    logger.log_model_once(model, task.example_inputs(2), config, step=config.epochs)
+    logger.settle(timeout_s=config.tracking.outage_limit_s)
 
 
 def rank_zero_logger(loop_config: dict[str, Any], config: RunConfig) -> EpochLogger:
     """The run's MLflow writer, failing fast per request: its outbox retries, within `outage_limit_s`."""
-    # MLflow's own retries would hold one write for minutes (7 with back-off) and delay recovery by as
-    # much; this process is rank 0's own worker, and a value the user set wins.
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+    fail_fast_mlflow_requests()
     return EpochLogger(
         loop_config["tracking_uri"], loop_config["run_id"], outage_limit_s=config.tracking.outage_limit_s
     )
+
+
+def rank_zero_system_metrics(loop_config: dict[str, Any]) -> AbstractContextManager:
+    """On rank 0, MLflow's system-metrics monitor of its node while the block runs, failed or not; elsewhere nothing."""
+    if ray.train.get_context().get_world_rank() != 0:
+        return nullcontext()
+    fail_fast_mlflow_requests()  # a status read held for minutes would hold the end of training as long
+    tracking = TrackingSpec.model_validate(loop_config["config"]["tracking"])
+    return system_metrics(tracking, loop_config["tracking_uri"], loop_config["run_id"])
+
+
+def fail_fast_mlflow_requests() -> None:
+    """One try per MLflow request in this process (rank 0's own worker); a value the user set wins.
+
+    MLflow's own retries would hold one write for minutes (7 with back-off) and delay recovery by as much.
+    """
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
 
 
 def epoch_line(epoch: int, epochs: int, metrics: dict[str, float]) -> str:
