@@ -7,6 +7,7 @@ their last epoch's metric, their model; a trial stopped early has no model), in 
 import mlflow.pytorch
 import pytest
 from mlflow.tracking import MlflowClient
+from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
 from geosweep.comparison.rows import run_rows
 from geosweep.config import parse_run_config
@@ -85,3 +86,18 @@ def test_a_sweep_whose_trials_logged_no_model_registers_nothing(store):
     rows, _ = run_of_sweep(store, [(1e-3, 0, 0.5, False)])
     assert register_best_model(sweep, client, rows) is None
     assert client.search_registered_models() == []
+
+
+def test_registering_uses_the_sweeps_store_and_leaves_the_process_wide_tracking_uri_alone(store, tmp_path, monkeypatch):
+    uri, config, _ = store
+    client = MlflowClient(uri)
+    sweep = SweepConfig.model_validate({"name": "elsewhere", "base": config.model_dump(mode="json")})
+    rows, ids = run_of_sweep(store, [(1e-3, 0, 0.5, True)])
+    # The process points elsewhere through its environment only, as a user's shell may set it.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'other.db'}")
+    with _use_tracking_uri(None):
+        version = register_best_model(sweep, client, rows)
+        # Nothing pinned behind the environment's back: the next sweep of this process follows the variable.
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'next.db'}")
+        assert mlflow.get_tracking_uri() == f"sqlite:///{tmp_path / 'next.db'}"
+    assert version.run_id == ids[0] and client.get_model_version_by_alias(registered_name("elsewhere"), ALIAS)

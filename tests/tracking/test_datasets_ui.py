@@ -9,18 +9,7 @@ from geosweep.tracking.datasets import run_datasets
 from geosweep.tracking.mlflow_run import experiment_id
 from geosweep.tracking.server import local_server
 from report.browser import browser_page
-
-RAW = {
-    "dataset": {
-        "name": "shapes",
-        "kwargs": {"num_points": 32, "train_per_class": 2, "val_per_class": 1, "test_per_class": 1},
-        "rotation": {"train": "z", "test": "so3"},
-    },
-    "representation": {"name": "raw"},
-    "backbone": {"name": "pointnet"},
-    "epochs": 1,
-    "batch_size": 4,
-}
+from tracking.test_datasets import shapes_config
 
 
 def test_the_runs_table_lists_the_runs_datasets(tmp_path):
@@ -28,7 +17,7 @@ def test_the_runs_table_lists_the_runs_datasets(tmp_path):
     client = MlflowClient(uri)
     experiment = experiment_id(client, "ui-datasets")
     run_id = client.create_run(experiment, run_name="with-datasets").info.run_id
-    config = parse_run_config(RAW)
+    config = parse_run_config(shapes_config())
     datasets = run_datasets(config, DATASETS.build("shapes", config.dataset.kwargs, seed=config.seed))
     with EpochLogger(uri, run_id) as logger:
         logger.log_datasets_once(datasets)

@@ -13,15 +13,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-import mlflow
 from mlflow.entities import LoggedModelStatus
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
 
 from geosweep.comparison.groups import group_rows
 from geosweep.comparison.rows import Row
+from geosweep.ray_local import scoped_environ
 from geosweep.sweep.config import SweepConfig
 from geosweep.tracking.logged_model import logged_model
 
@@ -83,13 +84,12 @@ def register_best_model(sweep: SweepConfig, client: MlflowClient, rows: list[Row
         if err.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
     current = current_best(client, name)
-    source = f"models:/{candidate.model_id}"
+    source = f"models:/{candidate.model_id}"  # the version's link to its logged model in the UI
     if current is not None and (current.source == source or not beats(sweep, candidate, current)):
         return current
-    # MLflow 3.17's registry resolves `models:/<id>` through the global tracking URI, not this client's.
-    previous_uri = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(client.tracking_uri)
-    try:
+    # MLflow 3.17's registry resolves `models:/<id>` through the process-wide tracking URI, not this client's:
+    # point it at the sweep's store for the call and restore both the setting and its environment variable.
+    with scoped_environ({"MLFLOW_TRACKING_URI": client.tracking_uri}), _use_tracking_uri(client.tracking_uri):
         version = client.create_model_version(
             name,
             source,
@@ -99,8 +99,6 @@ def register_best_model(sweep: SweepConfig, client: MlflowClient, rows: list[Row
             description=f"{candidate.configuration}: {sweep.metric} {candidate.mean:.4g} "
             f"(mean over {candidate.seeds} seed{'s' if candidate.seeds > 1 else ''}, {sweep.mode} is best)",
         )
-    finally:
-        mlflow.set_tracking_uri(previous_uri)
     client.set_registered_model_alias(name, ALIAS, version.version)
     # The logged model's page lists its registered versions from this tag, as mlflow.register_model sets it.
     model = client.get_logged_model(candidate.model_id)
