@@ -1,8 +1,11 @@
 """The sweep's best model in the Model Registry, without Ray: real trial runs with real logged models, run after run.
 
 Each "run of the sweep" is a parent run and trial runs as a sweep's trials leave them (params from their configs,
-their last epoch's metric, their model; a trial stopped early has no model), in a real SQLite store.
+their last epoch's metric, their model; a trial stopped early has no model), in a real SQLite store, and for the
+alias test also through a real tracking server on PostgreSQL (a cluster's registry).
 """
+
+import os
 
 import mlflow.pytorch
 import pytest
@@ -14,6 +17,8 @@ from geosweep.config import parse_run_config
 from geosweep.sweep.best_model import ALIAS, register_best_model, registered_name
 from geosweep.sweep.config import SweepConfig
 from geosweep.tracking import start_run
+from geosweep.tracking.postgres import local_postgres, postgres_bin_dir
+from geosweep.tracking.server import local_server
 from logged_models import log_run, tiny_config, trained
 
 
@@ -21,6 +26,18 @@ from logged_models import log_run, tiny_config, trained
 def store(tmp_path, mlflow_uri):
     config = tiny_config(tmp_path, mlflow_uri)
     return mlflow_uri, config, trained(config)
+
+
+@pytest.fixture
+def server_store(tmp_path, monkeypatch):
+    """The same, in a tracking server whose backend (the registry's too) is PostgreSQL."""
+    if postgres_bin_dir() is None:
+        message = "Debian's postgresql is missing: apt-get install -y postgresql (.ci/run installs it)"
+        pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
+    with local_postgres() as database, local_server(tmp_path, backend_store_uri=database) as uri:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+        config = tiny_config(tmp_path, uri)
+        yield uri, config, trained(config)
 
 
 def run_of_sweep(store, trials: list[tuple[float, int, float, bool]], metric: str = "val_acc"):
@@ -44,7 +61,9 @@ def run_of_sweep(store, trials: list[tuple[float, int, float, bool]], metric: st
     return run_rows(runs), ids
 
 
-def test_the_alias_holds_the_best_configurations_model_and_moves_only_to_a_better_one(store):
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres_server", marks=pytest.mark.integration)])
+def test_the_alias_holds_the_best_configurations_model_and_moves_only_to_a_better_one(backend, request):
+    store = request.getfixturevalue("store" if backend == "sqlite" else "server_store")
     uri, config, _ = store
     client = MlflowClient(uri)
     sweep = SweepConfig.model_validate({"name": "reg", "base": config.model_dump(mode="json"), "seeds": 2})
@@ -55,28 +74,28 @@ def test_the_alias_holds_the_best_configurations_model_and_moves_only_to_a_bette
         store, [(1e-3, 0, 0.5, True), (1e-3, 1, 0.7, True), (3e-3, 0, 0.9, False), (3e-3, 1, 0.6, True)]
     )
     first = register_best_model(sweep, client, rows)
-    assert (name, first.version, first.run_id) == ("geosweep-reg", 1, ids[3])
-    assert client.get_model_version_by_alias(name, ALIAS).version == 1
+    assert (name, int(first.version), first.run_id) == ("geosweep-reg", 1, ids[3])  # a server's versions are str
+    assert int(client.get_model_version_by_alias(name, ALIAS).version) == 1
     assert first.tags["sweep.metric_mean"] == repr(0.75)
     assert "optimizer.lr=0.003: val_acc 0.75 (mean over 2 seeds" in first.description
     assert type(mlflow.pytorch.load_model(f"models:/{name}@{ALIAS}")).__name__ == "InvariantModel"
 
     # A re-run that does worse (0.7 < 0.75) leaves the alias, and registers nothing.
     rows, _ = run_of_sweep(store, [(1e-2, 0, 0.7, True), (1e-2, 1, 0.7, True)])
-    assert register_best_model(sweep, client, rows).version == 1
+    assert int(register_best_model(sweep, client, rows).version) == 1
     # One that does better moves it to a new version of its model; finishing that run again (resume) changes nothing.
     rows, ids = run_of_sweep(store, [(3e-2, 0, 0.8, True), (3e-2, 1, 0.9, True)])
     for _ in range(2):
         assert register_best_model(sweep, client, rows).run_id == ids[1]
     assert sorted(int(v.version) for v in client.search_model_versions(f"name = '{name}'")) == [1, 2]
-    assert client.get_model_version_by_alias(name, ALIAS).version == 2
+    assert int(client.get_model_version_by_alias(name, ALIAS).version) == 2
     model = client.get_logged_model(client.get_model_version(name, 2).source.removeprefix("models:/"))
     assert model.source_run_id == ids[1] and '"version": 2' in model.tags["mlflow.modelVersions"]
 
     # Ranked by another metric now: that sweep's best replaces a version ranked by val_acc, however it compares.
     by_class = SweepConfig.model_validate({**sweep.model_dump(mode="json"), "metric": "val_mean_class_acc"})
     rows, _ = run_of_sweep(store, [(1e-4, 0, 0.1, True)], metric="val_mean_class_acc")
-    assert register_best_model(by_class, client, rows).version == 3
+    assert int(register_best_model(by_class, client, rows).version) == 3
 
 
 def test_a_sweep_whose_trials_logged_no_model_registers_nothing(store):

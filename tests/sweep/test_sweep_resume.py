@@ -25,6 +25,12 @@ def child_runs(uri: str) -> list:
     return [r for r in client.search_runs([experiment.experiment_id]) if "sweep.trial_id" in r.data.tags]
 
 
+def trial_errors(uri: str) -> dict[str, str]:
+    """Each failed trial run's recorded error, for an assertion's message."""
+    failed = [run for run in child_runs(uri) if run.info.status == "FAILED"]
+    return {run.info.run_id: run.data.tags.get("error", "(none recorded)") for run in failed}
+
+
 def test_resume_finishes_the_sweep_without_rerunning_finished_trials(tiny_config, tmp_path):
     if ray.is_initialized():
         ray.shutdown()  # the sweep's driver starts its own Ray: never two on the machine
@@ -119,7 +125,8 @@ def test_resume_refuses_what_it_cannot_trust_retries_failed_trials_and_a_rerun_g
     assert len(parents(mlflow_uri)) == 1 and len(child_runs(mlflow_uri)) == runs_before
 
     # Told to, it resumes the same parent with the new values and runs the failed trials again.
-    assert cli.main(["sweep", str(path), "--resume", "--allow-changes", "--retry-failed"]) == 0
+    retried = cli.main(["sweep", str(path), "--resume", "--allow-changes", "--retry-failed"])
+    assert retried == 0, trial_errors(mlflow_uri)
     assert "2 trials, 0 failed" in capsys.readouterr().out
     (resumed,) = parents(mlflow_uri)
     assert resumed.info.run_id == first.info.run_id and resumed.info.status == "FINISHED"
@@ -133,7 +140,7 @@ def test_resume_refuses_what_it_cannot_trust_retries_failed_trials_and_a_rerun_g
     assert board.count("| finished |") == 2 and "failed" not in board
 
     # Run again without --resume: a new parent of its own; the first keeps its leaderboard.
-    assert cli.main(["sweep", str(path)]) == 0
+    assert cli.main(["sweep", str(path)]) == 0, trial_errors(mlflow_uri)
     first_parent, second = parents(mlflow_uri)
     assert second.info.run_id != first.info.run_id == first_parent.info.run_id
     assert len([r for r in child_runs(mlflow_uri) if r.data.tags["mlflow.parentRunId"] == second.info.run_id]) == 2

@@ -101,8 +101,9 @@ def register_best_model(sweep: SweepConfig, client: MlflowClient, rows: list[Row
         )
     client.set_registered_model_alias(name, ALIAS, version.version)
     # The logged model's page lists its registered versions from this tag, as mlflow.register_model sets it.
+    # A tracking server returns the version as a string, the SQL store as an int: the tag holds an int either way.
     model = client.get_logged_model(candidate.model_id)
-    listed = json.loads(model.tags.get(MLFLOW_MODEL_VERSIONS, "[]")) + [{"name": name, "version": version.version}]
+    listed = json.loads(model.tags.get(MLFLOW_MODEL_VERSIONS, "[]")) + [{"name": name, "version": int(version.version)}]
     client.set_logged_model_tags(candidate.model_id, {MLFLOW_MODEL_VERSIONS: json.dumps(listed)})
     return version
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sys
 import time
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
@@ -42,7 +43,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     rank, world_size = context.get_world_rank(), context.get_world_size()
     if not loop_config.get("ray_logs"):
         quiet_ray_train_console()
-    echo = print if loop_config.get("echo") and rank == 0 else None
+    echo = loop_config.get("echo") and rank == 0
     device = ray.train.torch.get_device()
 
     # --- build: identical initial weights on every rank, then per-rank random streams
@@ -105,7 +106,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         with checkpoint_dir(state) as ray_checkpoint:
             ray.train.report({**metrics, "epoch": epoch}, checkpoint=ray_checkpoint)
         if echo:
-            echo(epoch_line(epoch, config.epochs, metrics), flush=True)
+            console(epoch_line(epoch, config.epochs, metrics))
 
     if logger:
         if start_epoch > config.epochs:  # resumed from the last epoch's checkpoint: its final writes may be missing
@@ -166,6 +167,16 @@ def quiet_ray_train_console() -> None:
     for handler in logging.getLogger().handlers:
         if handler.get_name() == "console":
             handler.addFilter(lambda record: record.levelno >= logging.WARNING or "/ray/train/" not in record.pathname)
+
+
+def console(line: str) -> None:
+    """One line on this worker's stdout, which Ray forwards to the driver's console.
+
+    Not print(): in a Train worker it also logs the line to the root logger, whose console handler
+    writes it a second time.
+    """
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
 
 
 def maybe_inject_failure(spec: dict[str, Any] | None, rank: int, epoch: int) -> None:
