@@ -2,6 +2,7 @@
 
 import json
 import pickle
+import threading
 
 import h5py
 import mlflow.data
@@ -172,3 +173,38 @@ def test_a_runs_datasets_are_logged_once_whatever_attempt_logs_them(tmp_path):
     with EpochLogger(uri, run_id) as restarted:
         restarted.log_datasets_once(datasets_of(shapes_config(seed=1)))
     assert logged_inputs(client, run_id) == expected
+
+
+def log_at_once(uri: str, run_ids: list[str], datasets: dict) -> list[Exception]:
+    """Each run's rank 0 logs `datasets` at the same moment (a barrier); the errors their loggers raise."""
+    barrier, failures = threading.Barrier(len(run_ids)), []
+
+    def log(run_id: str) -> None:
+        logger = EpochLogger(uri, run_id)
+        barrier.wait()
+        logger.log_datasets_once(datasets)
+        try:
+            logger.close()
+        except Exception as error:  # noqa: BLE001  (collected: the test's assertion names it)
+            failures.append(error)
+
+    threads = [threading.Thread(target=log, args=(run_id,)) for run_id in run_ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return failures
+
+
+def test_concurrent_runs_logging_the_same_new_datasets_all_get_them(tmp_path):
+    # A sweep's trials of one dataset log it at once. MLflow creates a dataset by a lookup, then an insert, so
+    # the runs race; every run must still get its inputs, none fail. Rounds of 4 at a barrier hit the race most times.
+    datasets = datasets_of(shapes_config())
+    expected = {context: (dataset.name, dataset.digest) for context, dataset in datasets.items()}
+    for round_ in range(4):
+        uri = f"sqlite:///{tmp_path / f'round{round_}.db'}"
+        client = MlflowClient(uri)
+        experiment = client.create_experiment("datasets")
+        run_ids = [client.create_run(experiment).info.run_id for _ in range(4)]
+        assert log_at_once(uri, run_ids, datasets) == []
+        assert all(logged_inputs(client, run_id) == expected for run_id in run_ids)

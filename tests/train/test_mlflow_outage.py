@@ -1,7 +1,7 @@
 """A training run outlives an outage of its real `mlflow server`: it finishes, and MLflow holds every epoch once.
 
-The server is stopped as soon as the driver has created the run (before any worker
-writes) and started again, on the same port and store, only once Ray Train holds a
+The server is stopped as soon as the driver has created the run and written its config
+(its last write; before any worker writes) and started again, on the same port and store, only once Ray Train holds a
 checkpoint of a later epoch: every write of those epochs waited in rank 0's outbox.
 """
 
@@ -59,7 +59,8 @@ def test_a_run_outlives_an_mlflow_outage_and_holds_every_epoch_once(ray_local, t
         return runs[0] if runs else None
 
     def outage():
-        wait_for(lambda: the_run() is not None)  # the driver has created the run; no worker has started
+        # The driver has created the run and written config.yaml, its last write; no worker has started.
+        wait_for(lambda: any(tmp_path.glob("artifacts/*/*/artifacts/config.yaml")))
         server.close()
         wait_for(lambda: checkpointed_epoch(snapshot) >= 3)
         seen_at_restart["checkpointed"] = checkpointed_epoch(snapshot)

@@ -21,6 +21,7 @@ import mlflow
 import torch
 from mlflow.data.dataset import Dataset
 from mlflow.entities import Metric, RunStatus
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 import geosweep
@@ -281,14 +282,30 @@ class EpochLogger:
         elif write["kind"] == "model":
             logged_model.deliver(self.client, self.run_id, write["path"], write["step"])
         elif write["kind"] == "datasets":
-            if inputs := new_inputs(self.client.get_run(self.run_id), write["datasets"]):
-                self.client.log_inputs(self.run_id, datasets=inputs)
+            self._log_new_inputs(write["datasets"])
         elif not self._already_logged(write):
             stamp, step = write["timestamp"], write["step"]
             metrics = [Metric(key, value, stamp, step) for key, value in write["metrics"].items()]
             self.client.log_batch(self.run_id, metrics=metrics)
             if write["once"] == "epoch":
                 self._logged_epochs.add(step)
+
+    def _log_new_inputs(self, datasets: dict[str, dict[str, str]]) -> None:
+        """Log the datasets the run does not hold yet.
+
+        MLflow creates a dataset by a lookup, then an insert: runs that log the same new dataset at once (a sweep's
+        concurrent trials) race, and the later insert breaks the (experiment, name, digest) key: BAD_REQUEST. A second
+        try finds the dataset the other run created.
+        """
+        for attempt in (1, 2):
+            if not (inputs := new_inputs(self.client.get_run(self.run_id), datasets)):
+                return
+            try:
+                self.client.log_inputs(self.run_id, datasets=inputs)
+                return
+            except MlflowException as error:
+                if attempt == 2 or error.error_code != "BAD_REQUEST":
+                    raise
 
     def _already_logged(self, write: dict) -> bool:
         if write["once"] == "epoch":
