@@ -8,7 +8,6 @@ from collections.abc import Callable
 import numpy as np
 import torch
 import torch.distributed as dist
-from scipy import stats
 
 from geosweep import random_streams
 from geosweep.data.tours import tour_length
@@ -75,6 +74,8 @@ class RolloutBaseline:
 
     def epoch_end(self, policy: TourModel) -> dict[str, float]:
         """Replace the frozen policy by `policy` if the t-test says it is better; the test's outcome, for MLflow."""
+        from scipy import stats  # here: importing it costs every trial process about 0.5 s, and only TSP needs it
+
         candidate = self._greedy_lengths(policy)
         improvement = (self.eval_lengths - candidate).mean().item()
         p_value = float(stats.ttest_rel(candidate.numpy(), self.eval_lengths.numpy(), alternative="less").pvalue)
