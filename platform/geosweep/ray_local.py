@@ -21,6 +21,9 @@ import geosweep
 RAY_PROCESS_DEFAULTS = {"RAY_USAGE_STATS_ENABLED": "0"}  # nothing leaves the machine
 # Keeps a local instance's processes on 127.0.0.1 (Ray 2.60 otherwise binds the machine's interface address).
 LOOPBACK_ONLY = {ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR: "0"}
+# One machine drains no node: Train's preemption watcher (a process per trial, and an error line on the
+# console from each) has nothing to watch there. A cluster keeps it, for its spot nodes.
+LOCAL_TRAIN_DEFAULTS = {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0"}
 
 
 @contextlib.contextmanager
@@ -73,7 +76,8 @@ def ensure_ray(num_cpus: float | None = None) -> None:
             # Ship the geosweep the driver imported to every worker, installed there or not.
             ray.init(runtime_env={"py_modules": [str(Path(geosweep.__file__).parent)]})
         return
-    with scoped_environ(defaults), _loopback_only():
+    local = {name: os.environ.get(name, value) for name, value in LOCAL_TRAIN_DEFAULTS.items()}
+    with scoped_environ(defaults | local), _loopback_only():
         ray.init(
             address="local",
             num_cpus=num_cpus,
