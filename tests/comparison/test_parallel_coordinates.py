@@ -1,5 +1,6 @@
 """Parallel coordinates from hand-made rows: failed, stopped and NaN trials never break them."""
 
+import itertools
 import math
 import re
 
@@ -60,3 +61,13 @@ def test_axes_that_do_not_vary_are_left_out_the_status_too_when_every_trial_fini
     finished = [row("{name: raw}", 1e-2, 0, val_acc=0.9), row("{name: fa}", 1e-2, 0, val_acc=0.8)]
     figure = parallel_coordinates(finished, varying_axes(finished), "val_acc", "max")
     assert [d.label for d in figure.data[0].dimensions] == ["representation", "val_acc"]  # no lr, epochs, status
+
+
+@pytest.mark.parametrize("low", [0.0, 0.0015, 0.25, 0.5, 0.7, 0.98])
+@pytest.mark.parametrize("span", [1e-3, 0.037, 0.1, 0.3333, 0.6])
+def test_the_colour_scale_ends_at_exactly_one_whatever_the_metrics_range(low, span):
+    # A sweep's leaderboard once failed here after every trial had finished: a last stop of 1.0000000000000002.
+    rows = [row("{name: raw}", 1e-3, 0, val_acc=low), row("{name: fa}", 1e-3, 0, val_acc=low + span)]
+    scale = parallel_coordinates(rows, ["representation"], "val_acc", "max").data[0].line.colorscale
+    assert scale[0][0] == 0.0 and scale[-1][0] == 1.0
+    assert all(a[0] <= b[0] for a, b in itertools.pairwise(scale))

@@ -83,7 +83,9 @@ def parallel_coordinates(rows: list[Row], axes: list[str], metric: str, mode: st
     shades = list(sequential.Viridis if mode == "max" else reversed(sequential.Viridis))
     cut = (low - missing_at) / (top - missing_at) / 2  # halfway between the missing tick and the lowest value
     colorscale = [[0.0, MISSING_COLOR], [cut, MISSING_COLOR]]
-    colorscale += [[cut + (1 - cut) * i / (len(shades) - 1), c] for i, c in enumerate(shades)]
+    # (1 - t) cut + t: the last stop is exactly 1, as plotly requires (cut + (1 - cut) t can round above it)
+    stops = [i / (len(shades) - 1) for i in range(len(shades))]
+    colorscale += [[(1 - t) * cut + t, shade] for t, shade in zip(stops, shades, strict=True)]
     dimensions = [axis_dimension(axis, [row.axes.get(axis) for row in rows]) for axis in axes]
     statuses = [row.status for row in rows]
     if len(set(statuses)) > 1:  # like the axes: one that every line crosses at the same tick says nothing
