@@ -5,7 +5,8 @@ Side by side in one process and one local Ray, the same config and epochs:
       read from MLflow's own timestamps;
   (b) plain Tune: a function trainable running the plain loop, reporting each epoch (what Ray itself costs);
   (c) the plain PyTorch loop in this process (the limit).
-It prints each one's wall over the plain loop's compute, and what importing each process's modules costs.
+It prints each one's wall over the plain loop's compute, what importing each process's modules costs, and
+when each process of (a) began its part, from Ray's own timeline.
 
     python -m geosweep.bench.trial_overhead [--epochs 6]
 
@@ -22,6 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import ray
 from mlflow.tracking import MlflowClient
 from ray import tune
 
@@ -38,6 +40,13 @@ QUICKSTART = Path(__file__).resolve().parents[3] / "configs" / "sweeps" / "quick
 PROCESS_IMPORTS = {"trial driver": "geosweep.sweep.trial", "train worker": "geosweep.train.loop"}
 # Packages whose first import costs most; a package imported inside another is counted in both.
 HEAVY = ("torch", "ray.train.torch", "ray.tune", "mlflow", "scipy", "pandas", "plotly", "optuna")
+# Steps of a trial's start-up in Ray's timeline (task events), in the order they happen.
+STARTUP_STEPS = {
+    "task::ImplicitFunc.train": "Tune trial actor runs the trial",
+    "task::TrainController.__init__": "Train controller process built (unpickling imports torch)",
+    "task::TrainController.run": "controller starts the worker group",
+    "task::RayTrainWorker.init_train_context": "worker process ready, gets its context",
+}
 
 
 def one_trial_sweep(epochs: int, workdir: Path) -> SweepConfig:
@@ -56,6 +65,7 @@ def geosweep_phases(sweep: SweepConfig) -> dict[str, float]:
     started = time.time()
     run_sweep(sweep)
     ended = time.time()
+    steps = startup_steps(since=started)
     client = MlflowClient(sweep.base.tracking.tracking_uri)
     experiment = client.get_experiment_by_name(sweep.base.tracking.experiment).experiment_id
     runs = client.search_runs([experiment], order_by=["attributes.start_time ASC"])
@@ -75,8 +85,21 @@ def geosweep_phases(sweep: SweepConfig) -> dict[str, float]:
         "last epoch -> run ended (final metrics, certificate, model, teardown)": trial.info.end_time / 1000
         - stamps[-1],
         "run ended -> sweep returned (leaderboard, parent run)": ended - trial.info.end_time / 1000,
+        **{f"  sweep start -> {step} (+{seconds:.1f} s)": begun - started for step, (begun, seconds) in steps.items()},
+        "  sweep start -> step 0": step0 - started,
         "wall": ended - started,
     }
+
+
+def startup_steps(since: float) -> dict[str, tuple[float, float]]:
+    """Each STARTUP_STEPS step's first start after `since` and how long it took, from Ray's timeline."""
+    first: dict[str, tuple[float, float]] = {}
+    for event in ray.timeline():
+        step = STARTUP_STEPS.get(event.get("cat", ""))
+        begun = event.get("ts", 0) / 1e6
+        if step and event.get("ph") == "X" and begun >= since and (step not in first or begun < first[step][0]):
+            first[step] = (begun, event["dur"] / 1e6)
+    return dict(sorted(first.items(), key=lambda item: item[1][0]))
 
 
 def plain_tune_wall(config: RunConfig, workdir: Path) -> float:
