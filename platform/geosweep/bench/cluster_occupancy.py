@@ -3,7 +3,8 @@
     python -m geosweep.bench.cluster_occupancy [--accelerators 2 4] [--waves 2] [--epochs 12]
 
 For each M, Ray's fake_multinode cluster (head with no CPUs, one trial-driver node,
-nodes of 2 stand-in `accelerator`s each, from zero up to M accelerators) runs a
+nodes of 2 stand-in `accelerator`s each, from zero up to M accelerators, idle nodes kept
+as long as cluster.yaml's `idle_timeout_minutes`) runs a
 sweep of K = waves x M one-worker trials, submitted with `ray job submit`, and reports:
 - occupancy: accelerator-seconds held by Train workers (the autoscaler's usage, sampled
   every second) / (M x sweep wall), the sweep wall running from the first trial's admission
@@ -57,6 +58,11 @@ def sweep_file(workdir: Path, trials: int, epochs: int, train_per_class: int) ->
     return path
 
 
+def shipped_idle_timeout_minutes() -> float:
+    """How long cluster.yaml keeps an idle worker node: a node freed between waves waits for the next trial."""
+    return float(yaml.safe_load((REPO_ROOT / "cluster.yaml").read_text())["idle_timeout_minutes"])
+
+
 def measure(accelerators: int, waves: int, epochs: int, train_per_class: int) -> dict[str, float]:
     """Run the sweep on a fake cluster that scales to `accelerators`; the figures of `figures`."""
     nodes = accelerators // 2
@@ -68,7 +74,8 @@ def measure(accelerators: int, waves: int, epochs: int, train_per_class: int) ->
         workdir = Path(tmp)
         config = sweep_file(workdir, waves * accelerators, epochs, train_per_class)
         runtime_env = workdir / "runtime_env.yaml"
-        with local_server(workdir) as uri, FakeCluster(shape) as cluster:
+        idle_timeout = shipped_idle_timeout_minutes()
+        with local_server(workdir) as uri, FakeCluster(shape, idle_timeout_minutes=idle_timeout) as cluster:
             runtime_env.write_text(yaml.safe_dump({"env_vars": {"MLFLOW_TRACKING_URI": uri}}))
             sampler = UsageSampler(cluster)
             sampler.start()
@@ -137,7 +144,7 @@ def main() -> None:
         began = time.time()
         f = measure(m, args.waves, args.epochs, args.train_per_class)
         row = (
-            f"{m:<2} {f['trials']:>6} {f['wall_s']:>7.0f} {f['occupancy']:>10.2f} {f['compute_occupancy']:>18.2f} "
+            f"{m:<2} {f['trials']:>6} {f['wall_s']:>7.0f} {f['occupancy']:>10.3f} {f['compute_occupancy']:>18.3f} "
             f"{f['compute_per_trial_s']:>16.1f} {f['admission_to_first_epoch_s']:>25.1f}"
         )
         print(f"{row}   ({time.time() - began:.0f} s)", flush=True)
