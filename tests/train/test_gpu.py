@@ -22,3 +22,6 @@ def test_gpu_run_uses_nccl_and_cuda(ray_local, mlflow_uri, tiny_config, tmp_path
     assert run.data.tags["device"].startswith("cuda")
     assert run.data.tags["ddp.backend"] == "nccl"
     assert [m.step for m in client.get_metric_history(run.info.run_id, "train_loss")] == [1, 2]
+    # MLflow's monitor samples the node's GPUs through nvidia-ml-py (the `gpu` extra) into the run.
+    gpu_metrics = [key for key in run.data.metrics if key.startswith("system/gpu_0_")]
+    assert "system/gpu_0_utilization_percentage" in gpu_metrics, "no GPU system metrics: pip install 'geosweep[gpu]'"
