@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import ray
 
 from geosweep.ray_local import ensure_ray
+from geosweep.tracking.postgres import postgres_bin_dir
 
 
 @pytest.fixture
@@ -27,6 +29,16 @@ def _shutdown_ray_at_end():
     yield
     if ray.is_initialized():
         ray.shutdown()
+
+
+@pytest.fixture
+def postgres_installed() -> None:
+    """Skip a test that needs Debian's PostgreSQL where it is missing; under CI, which installs it, fail."""
+    if postgres_bin_dir() is None:
+        message = "Debian's postgresql is missing: apt-get install -y postgresql (.ci/run installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
 
 
 @pytest.fixture

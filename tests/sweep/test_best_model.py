@@ -5,8 +5,6 @@ their last epoch's metric, their model; a trial stopped early has no model), in 
 alias test also through a real tracking server on PostgreSQL (a cluster's registry).
 """
 
-import os
-
 import mlflow.pytorch
 import pytest
 from mlflow.tracking import MlflowClient
@@ -17,7 +15,7 @@ from geosweep.config import parse_run_config
 from geosweep.sweep.best_model import ALIAS, register_best_model, registered_name
 from geosweep.sweep.config import SweepConfig
 from geosweep.tracking import start_run
-from geosweep.tracking.postgres import local_postgres, postgres_bin_dir
+from geosweep.tracking.postgres import local_postgres
 from geosweep.tracking.server import local_server
 from logged_models import log_run, tiny_config, trained
 
@@ -29,11 +27,8 @@ def store(tmp_path, mlflow_uri):
 
 
 @pytest.fixture
-def server_store(tmp_path, monkeypatch):
+def server_store(tmp_path, monkeypatch, postgres_installed):
     """The same, in a tracking server whose backend (the registry's too) is PostgreSQL."""
-    if postgres_bin_dir() is None:
-        message = "Debian's postgresql is missing: apt-get install -y postgresql (.ci/run installs it)"
-        pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
     with local_postgres() as database, local_server(tmp_path, backend_store_uri=database) as uri:
         monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
         config = tiny_config(tmp_path, uri)

@@ -1,23 +1,12 @@
-import os
-
 import psutil
 import psycopg
 import pytest
 from mlflow.tracking import MlflowClient
 
-from geosweep.tracking.postgres import local_postgres, postgres_bin_dir
+from geosweep.tracking.postgres import local_postgres
 from geosweep.tracking.server import local_server
 
-pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(autouse=True)
-def postgres_installed():
-    if postgres_bin_dir() is None:
-        message = "Debian's postgresql is missing: apt-get install -y postgresql (.ci/run installs it)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("postgres_installed")]
 
 
 def postgres_processes() -> set[int]:
