@@ -15,6 +15,7 @@ import ray
 from ray._private import ray_constants
 
 import geosweep
+from geosweep.environ import scoped_environ, unless_set
 
 # Read by the processes Ray starts (GCS, raylet, dashboard, workers), which inherit the environment
 # ray.init runs in. A value the user set wins.
@@ -24,21 +25,6 @@ LOOPBACK_ONLY = {ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR: "0"}
 # One machine drains no node: Train's preemption watcher (a process per trial, and an error line on the
 # console from each) has nothing to watch there. A cluster keeps it, for its spot nodes.
 LOCAL_TRAIN_DEFAULTS = {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0"}
-
-
-@contextlib.contextmanager
-def scoped_environ(values: dict[str, str]) -> Iterator[None]:
-    """Set `values` in os.environ for the block (processes started in it inherit them), then restore it."""
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 @contextlib.contextmanager
@@ -70,13 +56,13 @@ def ensure_ray(num_cpus: float | None = None) -> None:
     """
     if ray.is_initialized():
         return
-    defaults = {name: os.environ.get(name, value) for name, value in RAY_PROCESS_DEFAULTS.items()}
+    defaults = unless_set(RAY_PROCESS_DEFAULTS)
     if os.environ.get("RAY_ADDRESS"):
         with scoped_environ(defaults):
             # Ship the geosweep the driver imported to every worker, installed there or not.
             ray.init(runtime_env={"py_modules": [str(Path(geosweep.__file__).parent)]})
         return
-    local = {name: os.environ.get(name, value) for name, value in LOCAL_TRAIN_DEFAULTS.items()}
+    local = unless_set(LOCAL_TRAIN_DEFAULTS)
     with scoped_environ(defaults | local), _loopback_only():
         ray.init(
             address="local",

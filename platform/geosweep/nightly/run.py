@@ -23,7 +23,7 @@ from geosweep.nightly.figures import measure
 from geosweep.nightly.report import Night, html_page, markdown
 from geosweep.nightly.suite import PlannedFigure, PlannedRun, SuiteConfig, load_suite, plan
 from geosweep.ray_local import ensure_ray
-from geosweep.tracking.mlflow_run import experiment_id, resolve_tracking_uri
+from geosweep.tracking.mlflow_run import experiment_id, resolve_tracking_uri, terminate_run
 from geosweep.train.launch import check_run, run_training
 
 
@@ -84,7 +84,7 @@ def run_nightly(suite: SuiteConfig, date: str, out: TextIO = sys.stdout) -> int:
         store.finish_night(client, parent, night.status, reports)
     except BaseException as error:
         try:
-            client.set_terminated(parent, "FAILED")  # no status tag: this night is no one's baseline
+            terminate_run(client, parent, "FAILED")  # no status tag: this night is no one's baseline
         except Exception as tracking_error:  # noqa: BLE001  (the night's own error is the one to raise)
             error.add_note(f"(and the night's MLflow run {parent} could not be marked FAILED: {tracking_error})")
         raise
@@ -104,9 +104,9 @@ def run_entry(
     try:
         store.log_metrics(client, run_id, measure(entry.spec, suite.storage_path, client.tracking_uri))
     except BaseException:
-        client.set_terminated(run_id, "FAILED")
+        terminate_run(client, run_id, "FAILED")
         raise
-    client.set_terminated(run_id, "FINISHED")
+    terminate_run(client, run_id, "FINISHED")
 
 
 def error_summary(err: BaseException, limit: int = 400) -> str:

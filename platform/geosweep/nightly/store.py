@@ -21,7 +21,7 @@ import torch
 from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 
-from geosweep.tracking.mlflow_run import git_lineage
+from geosweep.tracking.mlflow_run import git_lineage, terminate_run
 
 PARENT = "nightly.parent"
 SUITE = "nightly.suite"
@@ -127,4 +127,4 @@ def finish_night(client: MlflowClient, parent_run_id: str, status: str, reports:
     for name, text in reports.items():
         client.log_text(parent_run_id, text, name)
     client.set_tag(parent_run_id, STATUS, status)
-    client.set_terminated(parent_run_id, "FINISHED")
+    terminate_run(client, parent_run_id, "FINISHED")

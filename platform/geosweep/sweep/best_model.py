@@ -22,7 +22,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
 
 from geosweep.comparison.groups import group_rows
 from geosweep.comparison.rows import Row
-from geosweep.ray_local import scoped_environ
+from geosweep.environ import scoped_environ
 from geosweep.sweep.config import SweepConfig
 from geosweep.tracking.logged_model import logged_model
 

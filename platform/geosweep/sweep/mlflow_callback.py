@@ -14,6 +14,7 @@ from ray.tune import Callback
 from ray.tune.experiment import Trial
 
 from geosweep.sweep.trial import trial_run
+from geosweep.tracking import terminate_run
 
 STOPPED_AT_EPOCH_TAG = "sweep.stopped_at_epoch"  # the last epoch the scheduler judged: the rung it stopped at
 STOPPED_BY_TAG = "sweep.stopped_by"  # the scheduler's name in the sweep config (asha, median_stop)
@@ -43,4 +44,4 @@ class MarkStoppedTrials(Callback):
             return
         client.set_tag(run.info.run_id, STOPPED_AT_EPOCH_TAG, str(epoch))
         client.set_tag(run.info.run_id, STOPPED_BY_TAG, self.scheduler)
-        client.set_terminated(run.info.run_id, "KILLED")
+        terminate_run(client, run.info.run_id, "KILLED")

@@ -28,7 +28,7 @@ from typing import Any
 from ray.tune import ProgressReporter
 from ray.tune.experiment import Trial
 
-from geosweep.ray_local import scoped_environ
+from geosweep.environ import scoped_environ
 
 HEARTBEAT_INTERVALS = 10  # unchanged state is printed again after this many intervals
 

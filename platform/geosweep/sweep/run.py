@@ -30,7 +30,7 @@ from geosweep.sweep.progress import progress_view
 from geosweep.sweep.space import param_space
 from geosweep.sweep.study import study_name, study_storage
 from geosweep.sweep.trial import run_trial
-from geosweep.tracking.mlflow_run import experiment_id, origin_tags, resolve_tracking_uri
+from geosweep.tracking.mlflow_run import experiment_id, origin_tags, resolve_tracking_uri, terminate_run
 
 
 def trial_demand(sweep: SweepConfig) -> TrialDemand:
@@ -188,6 +188,7 @@ def run_sweep(
     sweep = SweepConfig.model_validate(set_values(sweep.model_dump(mode="json"), resolved))
     tune_path = f"{storage.rstrip('/')}/{sweep.name}"
     parent_run_id = parent_to_resume(sweep, tune_path, allow_changes) if resume else start_parent_run(sweep)
+    print(f"MLflow parent run {parent_run_id} ({sweep.name}) in {uri}", flush=True)
     trainable = tune.with_resources(
         tune.with_parameters(
             run_trial, sweep=sweep.model_dump(mode="json"), parent_run_id=parent_run_id, origin=origin_tags()
@@ -250,7 +251,7 @@ def end_trial_runs(sweep: SweepConfig, results: tune.ResultGrid, client: MlflowC
         stopped = metrics.get("epoch", 0) < sweep.base.epochs
         status = "FAILED" if result.error else "KILLED" if stopped else "FINISHED"
         if run is not None and run.info.status != status:
-            client.set_terminated(run.info.run_id, status)
+            terminate_run(client, run.info.run_id, status)
 
 
 def record_leaderboard(sweep: SweepConfig, results: tune.ResultGrid, client: MlflowClient, parent_run_id: str) -> str:
@@ -272,6 +273,6 @@ def record_leaderboard(sweep: SweepConfig, results: tune.ResultGrid, client: Mlf
     if board.best_config is not None:
         client.log_text(parent_run_id, board.best_config, "best_config.yaml")
     record_summary(client, parent_run_id, sweep, board)  # best/<metric>, best.* params, description, table
-    client.set_terminated(parent_run_id, "FAILED" if board.failed else "FINISHED")
+    terminate_run(client, parent_run_id, "FAILED" if board.failed else "FINISHED")
     register_best_model(sweep, client, rows)  # models:/geosweep-<sweep>@best moves only to a better model
     return board.markdown

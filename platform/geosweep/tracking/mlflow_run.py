@@ -26,12 +26,16 @@ from mlflow.tracking import MlflowClient
 
 import geosweep
 from geosweep.config import RunConfig, dump_yaml, flatten
+from geosweep.environ import scoped_environ, unless_set
 from geosweep.tracking import logged_model
 from geosweep.tracking.datasets import new_inputs
 from geosweep.tracking.outbox import Outbox
 
 # Without this tag the MLflow 3 UI shows experiments as GenAI ones.
 EXPERIMENT_KIND_TAG = {"mlflow.experimentKind": "custom_model_development"}
+# On a tracking server MLflow prints "View run ... at" and "View experiment at" for every run it ends: two
+# lines per trial (and two more from the sweep's driver) on a cluster's console. geosweep prints its own.
+QUIET_END = {"MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
 
 
 def resolve_tracking_uri(configured: str | None) -> str:
@@ -164,7 +168,13 @@ def end_run(uri: str, run_id: str, succeeded: bool) -> None:
     if not succeeded and client.get_run(run_id).info.status == RunStatus.to_string(RunStatus.KILLED):
         return
     status = RunStatus.FINISHED if succeeded else RunStatus.FAILED
-    client.set_terminated(run_id, RunStatus.to_string(status))
+    terminate_run(client, run_id, RunStatus.to_string(status))
+
+
+def terminate_run(client: MlflowClient, run_id: str, status: str) -> None:
+    """End the run with `status` (FINISHED, FAILED, KILLED), without MLflow's links on the console."""
+    with scoped_environ(unless_set(QUIET_END)):  # MLflow reads it at the call
+        client.set_terminated(run_id, status)
 
 
 class EpochLogger:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,8 @@ from ray.train.torch import TorchTrainer
 from geosweep.cluster.admission import TrialDemand, worker_resources
 from geosweep.cluster.preflight import preflight
 from geosweep.config import RunConfig
-from geosweep.ray_local import default_storage_path, ensure_ray, ray_logs_wanted, scoped_environ
+from geosweep.environ import scoped_environ, unless_set
+from geosweep.ray_local import default_storage_path, ensure_ray, ray_logs_wanted
 from geosweep.tracking import end_run, start_run
 from geosweep.train.entry import train_loop_per_worker
 
@@ -120,7 +120,7 @@ def run_training(
         ),
     )
     try:
-        with scoped_environ({REPORT_POLL_ENV: os.environ.get(REPORT_POLL_ENV, REPORT_POLL_S)}):
+        with scoped_environ(unless_set({REPORT_POLL_ENV: REPORT_POLL_S})):
             result = trainer.fit()
     except BaseException as error:
         close_failed_run(tracking_uri, run_id, error)
@@ -132,9 +132,7 @@ def run_training(
 def close_failed_run(tracking_uri: str, run_id: str, error: BaseException) -> None:
     """Mark the run FAILED; where MLflow cannot be reached, say so on `error` rather than replace it."""
     try:  # one quick retry: MLflow's default back-off would hold the real error back for minutes
-        with scoped_environ(
-            {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")}
-        ):
+        with scoped_environ(unless_set({"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1"})):
             end_run(tracking_uri, run_id, succeeded=False)
     except Exception as tracking_error:  # noqa: BLE001  (the training error is the one to raise)
         error.add_note(f"(and the MLflow run {run_id} could not be marked FAILED: {tracking_error})")
