@@ -20,6 +20,10 @@ from geosweep.environ import scoped_environ, unless_set
 # Read by the processes Ray starts (GCS, raylet, dashboard, workers), which inherit the environment
 # ray.init runs in. A value the user set wins.
 RAY_PROCESS_DEFAULTS = {"RAY_USAGE_STATS_ENABLED": "0"}  # nothing leaves the machine
+# glibc backs its large allocations with transparent huge pages where the kernel offers them on request
+# (THP "madvise", the common default). Tensors over 32 MB (FA's 8 frames per cloud) otherwise come fresh
+# from mmap each step, 4 KB page faults and all: FA's quickstart epochs ran 30 % faster with it here.
+LOCAL_MALLOC_DEFAULTS = {"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}
 # Keeps a local instance's processes on 127.0.0.1 (Ray 2.60 otherwise binds the machine's interface address).
 LOOPBACK_ONLY = {ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR: "0"}
 # One machine drains no node: Train's preemption watcher (a process per trial, and an error line on the
@@ -62,7 +66,7 @@ def ensure_ray(num_cpus: float | None = None) -> None:
             # Ship the geosweep the driver imported to every worker, installed there or not.
             ray.init(runtime_env={"py_modules": [str(Path(geosweep.__file__).parent)]})
         return
-    local = unless_set(LOCAL_TRAIN_DEFAULTS)
+    local = unless_set(LOCAL_TRAIN_DEFAULTS | LOCAL_MALLOC_DEFAULTS)
     with scoped_environ(defaults | local), _loopback_only():
         ray.init(
             address="local",
