@@ -7,11 +7,17 @@ import pytest
 import torch
 
 from geosweep.config import parse_run_config
+from geosweep.data.tours import tour_length
 from geosweep.data.tsp import transformed_variants
 from geosweep.model import build_model
 from geosweep.registry import TASKS
 from geosweep.tasks.baselines import ExponentialBaseline, RolloutBaseline, WarmupBaseline
 from geosweep.tasks.tsp import TSP, canonical_cycle, same_tours
+
+
+def uniform_sampler(n: int):
+    """Uniform n-city instances from the generator a baseline passes, as the tsp dataset draws them."""
+    return lambda rng, size: rng.random((size, n, 2), dtype=np.float32)
 
 
 def uniform_cities(size: int, n: int, seed: int = 0) -> np.ndarray:
@@ -91,7 +97,7 @@ def test_rollout_baseline_is_replaced_only_by_a_significantly_better_policy():
     assert baseline.epoch_end(policy)["baseline/replaced"] == 0.0  # the same weights: no improvement
 
     # Pretend the frozen baseline's tours were 10 % longer (policy significantly better), then 10 % shorter.
-    true_lengths = baseline.eval_lengths.clone()
+    true_lengths = baseline.baseline_lengths(64).clone()
     baseline.eval_lengths = true_lengths * 0.9
     assert baseline.epoch_end(policy)["baseline/replaced"] == 0.0 and baseline.version == 0
     baseline.eval_lengths = true_lengths * 1.1
@@ -102,7 +108,37 @@ def test_rollout_baseline_is_replaced_only_by_a_significantly_better_policy():
     restored = RolloutBaseline(tour_model({"name": "raw"}, seed=1), sample, eval_size=64, alpha=0.05, seed=0)
     restored.load_state_dict(baseline.state_dict())
     assert restored.version == 1 and torch.equal(restored.eval_cities, baseline.eval_cities)
-    assert torch.equal(restored.eval_lengths, baseline.eval_lengths)
+    assert torch.equal(restored.baseline_lengths(64), baseline.baseline_lengths(64))
+
+
+def test_the_frozen_policys_lengths_are_decoded_when_first_needed_and_equal_one_pass():
+    policy = tour_model({"name": "raw"}, seed=0)
+    baseline = RolloutBaseline(policy, uniform_sampler(10), eval_size=1024, alpha=0.05, seed=0)
+    assert len(baseline.eval_lengths) == 0  # nothing decoded for a set no test has reached
+    first = baseline.baseline_lengths(256).clone()
+    whole = tour_length(baseline.eval_cities, policy.greedy_tours(baseline.eval_cities))
+    assert torch.equal(baseline.baseline_lengths(1024), whole) and torch.equal(first, whole[:256])
+
+
+@pytest.mark.parametrize(
+    "shift, instances, replaced",
+    [
+        (1.0, 256, 1.0),  # overwhelming: decided on the first tenth (in whole EVAL_BATCHes)
+        (0.1, 2560, 1.0),  # p = 0.017 on the first tenth (below alpha, not alpha / 50), 2e-8 on the whole set
+        (-0.1, 2560, 0.0),  # the policy is worse: the whole set is decoded, nothing replaced
+    ],
+)
+def test_the_t_test_stops_early_only_on_overwhelming_evidence(shift, instances, replaced):
+    policy = tour_model({"name": "raw"}, seed=0)
+    baseline = RolloutBaseline(policy, uniform_sampler(10), eval_size=2560, alpha=0.05, seed=0)
+    assert baseline.looks == [256, 2560]
+    # The frozen policy's tours are the policy's (same weights) plus noise of SD 1 and mean `shift` per instance.
+    noise = torch.randn(2560, generator=torch.Generator().manual_seed(0)) + shift
+    baseline.eval_lengths = baseline.baseline_lengths(2560) + noise
+    outcome = baseline.epoch_end(policy)
+    assert (outcome["baseline/eval_instances"], outcome["baseline/replaced"]) == (instances, replaced)
+    if instances == 256:
+        assert outcome["baseline/p_value"] < 0.05 / 50
 
 
 def test_warmup_starts_on_the_moving_average_and_blends_into_the_rollout():

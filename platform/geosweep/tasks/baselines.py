@@ -11,7 +11,7 @@ import torch.distributed as dist
 
 from geosweep import random_streams
 from geosweep.data.tours import tour_length
-from geosweep.model import TourModel
+from geosweep.model import EVAL_BATCH, TourModel
 
 
 class ExponentialBaseline:
@@ -47,7 +47,18 @@ class RolloutBaseline:
     greedily; a one-sided paired t-test (policy shorter) below `alpha` makes the
     policy the new baseline and draws a new held-out set. Every rank draws the same
     set; rank 0's decision is broadcast, so ranks can never disagree.
+
+    The test looks twice (Haybittle-Peto): first at the set's first tenth, where only
+    overwhelming evidence (p < alpha / 50) replaces the baseline, then at the whole
+    set, Kool et al.'s test at `alpha`. Early in training most epochs end at the
+    first look, and a 10,000-instance test then decodes 1,024 of them. The frozen
+    policy's lengths are decoded when a test first needs them, never for a set no
+    test reaches. Both looks decode in whole EVAL_BATCHes from the set's start, so
+    every length is the one a single pass over the set gives.
     """
+
+    FIRST_LOOK_SHARE = 0.1  # of the held-out set, in whole EVAL_BATCHes
+    EARLY_ALPHA_SHARE = 1 / 50  # the first look's level, as a share of alpha
 
     def __init__(
         self, policy: TourModel, sample: Callable[[np.random.Generator, int], np.ndarray], eval_size: int,
@@ -56,15 +67,25 @@ class RolloutBaseline:
         self.sample, self.eval_size, self.alpha, self.seed = sample, eval_size, alpha, seed
         self.model = copy.deepcopy(policy).eval().requires_grad_(False)
         self.version = 0
+        first = EVAL_BATCH * max(1, round(self.FIRST_LOOK_SHARE * eval_size / EVAL_BATCH))
+        self.looks = [first, eval_size] if 2 * first <= eval_size else [eval_size]  # a small set: one look
         self._draw_eval_set()
 
     def _draw_eval_set(self) -> None:
         rng = random_streams.generator("tsp.baseline_eval", self.seed, self.version)
         self.eval_cities = torch.from_numpy(self.sample(rng, self.eval_size))
-        self.eval_lengths = self._greedy_lengths(self.model)
+        self.eval_lengths = torch.empty(0)  # the frozen policy's, as far as a test has needed them
 
-    def _greedy_lengths(self, model: TourModel) -> torch.Tensor:
-        return tour_length(self.eval_cities, model.greedy_tours(self.eval_cities))
+    def _greedy_lengths(self, model: TourModel, start: int, stop: int) -> torch.Tensor:
+        cities = self.eval_cities[start:stop]
+        return tour_length(cities, model.greedy_tours(cities))
+
+    def baseline_lengths(self, size: int) -> torch.Tensor:
+        """The frozen policy's greedy lengths of the first `size` held-out instances, decoded once."""
+        if len(self.eval_lengths) < size:
+            more = self._greedy_lengths(self.model, len(self.eval_lengths), size)
+            self.eval_lengths = torch.cat([self.eval_lengths, more])
+        return self.eval_lengths[:size]
 
     @torch.no_grad()
     def __call__(self, cities: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -76,10 +97,16 @@ class RolloutBaseline:
         """Replace the frozen policy by `policy` if the t-test says it is better; the test's outcome, for MLflow."""
         from scipy import stats  # here: importing it costs every trial process about 0.5 s, and only TSP needs it
 
-        candidate = self._greedy_lengths(policy)
-        improvement = (self.eval_lengths - candidate).mean().item()
-        p_value = float(stats.ttest_rel(candidate.numpy(), self.eval_lengths.numpy(), alternative="less").pvalue)
-        replace = torch.tensor([improvement > 0 and p_value < self.alpha], dtype=torch.float32)
+        candidate = torch.empty(0)
+        for size in self.looks:
+            candidate = torch.cat([candidate, self._greedy_lengths(policy, len(candidate), size)])
+            baseline = self.baseline_lengths(size)
+            improvement = (baseline - candidate).mean().item()
+            p_value = float(stats.ttest_rel(candidate.numpy(), baseline.numpy(), alternative="less").pvalue)
+            level = self.alpha if size == self.eval_size else self.alpha * self.EARLY_ALPHA_SHARE
+            if better := improvement > 0 and p_value < level:
+                break
+        replace = torch.tensor([better], dtype=torch.float32)
         if dist.is_available() and dist.is_initialized():
             replace = replace.to(next(policy.parameters()).device)
             dist.broadcast(replace, src=0)
@@ -87,7 +114,12 @@ class RolloutBaseline:
             self.model.load_state_dict(policy.state_dict())
             self.version += 1
             self._draw_eval_set()
-        return {"baseline/p_value": p_value, "baseline/replaced": replace.item(), "baseline/version": self.version}
+        return {
+            "baseline/p_value": p_value,
+            "baseline/replaced": replace.item(),
+            "baseline/version": self.version,
+            "baseline/eval_instances": size,  # held-out instances the test decoded
+        }
 
     def state_dict(self) -> dict:
         """The frozen policy and its version, for checkpoints."""

@@ -17,6 +17,7 @@ from typing import Any
 
 import ray.train
 import ray.train.torch
+import torch
 import torch.distributed as dist
 
 from geosweep.config import RunConfig, TrackingSpec
@@ -55,6 +56,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     if logger:
         logger.set_tag("device", str(device))
         logger.set_tag("ddp.backend", dist.get_backend() if dist.is_initialized() else "none")
+        logger.set_tag("torch.num_threads", str(torch.get_num_threads()))  # what Ray's CPU share gave this worker
         logger.log_datasets_once(run_datasets(config, task.data))
     start_epoch, start_metrics, history = 1, {}, {}
     checkpoint = ray.train.get_checkpoint()
