@@ -9,7 +9,7 @@ from geosweep.cluster.admission import TrialDemand, admit, concurrent_trials
 from geosweep.cluster.shape import ClusterShape, NodeType, shape_from_autoscaler_config
 from geosweep.config import ConfigError, ScalingSpec
 from geosweep.sweep.config import SweepConfig, load_sweep_config
-from geosweep.sweep.run import trial_demand
+from geosweep.sweep.run import trains_in_trial, trial_demand, trial_resources
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -91,3 +91,19 @@ def test_a_laptop_admits_what_its_cpus_hold(tiny_config):
     assert concurrent_trials(trial_demand(study), shape(("laptop", {"CPU": 8}, 1), autoscaling=False)) == 7
     with pytest.raises(ConfigError, match=r"CPU is short: a trial needs 1.05 and the cluster scales to 1"):
         admit(trial_demand(study), shape(("laptop", {"CPU": 1}, 1), autoscaling=False), "t")
+
+
+def test_a_one_worker_cpu_trial_holds_only_its_worker(tiny_config):
+    # It trains in its Tune trial's own process: no driver sliver beside the worker (sweep.run.trains_in_trial).
+    tiny_config["scaling"] = {"num_workers": 1, "cpus_per_worker": 0.9}
+    study = SweepConfig.model_validate({"name": "t", "base": tiny_config})
+    assert trains_in_trial(study) and trial_resources(study) == {"CPU": 0.9}
+    assert concurrent_trials(trial_demand(study), shape(("laptop", {"CPU": 2}, 1), autoscaling=False)) == 2
+    on_train = SweepConfig.model_validate(
+        {"name": "t", "base": tiny_config, "resources": {"one_worker_in_trial": False}}
+    )
+    assert not trains_in_trial(on_train) and trial_resources(on_train) == {"CPU": 0.05}
+    with_gpu = SweepConfig.model_validate(
+        {"name": "t", "base": {**tiny_config, "scaling": {"num_workers": 1, "use_gpu": True}}}
+    )
+    assert not trains_in_trial(with_gpu)  # a GPU trial keeps Ray Train (nccl, Train's device placement)

@@ -238,3 +238,9 @@ def test_validate_says_how_many_trials_it_did_not_check(tmp_path, tiny_config, m
     monkeypatch.setattr(geosweep.sweep.config, "validate_every_trial", limited)
     assert main(["validate", str(tmp_path / "s.yaml")]) == 0
     assert "ok (4 of 6 trial configurations checked; the other 2 were not checked)" in capsys.readouterr().out
+
+
+def test_a_space_over_the_trials_resources_is_refused(tiny_config):
+    # Ray reserves each trial's resources from base.scaling before any trial is sampled.
+    with pytest.raises(ValueError, match=r"space: 'scaling.num_workers' cannot vary: .* set it there"):
+        sweep(tiny_config, space={"scaling.num_workers": {"grid": [1, 2]}})

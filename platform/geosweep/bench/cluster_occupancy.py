@@ -49,7 +49,8 @@ def sweep_file(workdir: Path, trials: int, epochs: int, train_per_class: int) ->
         "name": "occupancy",
         "base": base,
         "space": {"optimizer.lr": {"grid": [1e-3 * (1 + i / trials) for i in range(trials)]}},
-        "resources": {"trial_driver_resources": {"trial_driver": 0.01}},
+        # The accelerator stands in for a GPU: a GPU trial stays on Ray Train, its driver on the driver node.
+        "resources": {"trial_driver_resources": {"trial_driver": 0.01}, "one_worker_in_trial": False},
         "storage_path": (workdir / "shared").as_uri(),
         "progress_interval_s": 60,
     }

@@ -97,6 +97,10 @@ class ResourcesSpec(StrictModel):
     # Custom resources for trial drivers, e.g. {trial_driver: 0.01} to keep them on cluster.yaml's on-demand nodes.
     trial_driver_resources: dict[str, float] = {}
     max_concurrent_trials: int | None = Field(None, ge=1)  # None: derived from the cluster's CPUs
+    # A one-worker CPU trial trains in its Tune trial's own process, holding the worker's resources: Train's
+    # controller and worker group would add several seconds of start-up per trial and nothing else
+    # (train/session.py). false: every trial on Ray Train.
+    one_worker_in_trial: bool = True
 
 
 class SweepConfig(StrictModel):
@@ -132,6 +136,14 @@ class SweepConfig(StrictModel):
                 f"metric: {self.metric!r} is not logged every epoch by task {self.base.task.name!r}; "
                 f"expected one of {', '.join(logged)}"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _resources_fixed(self) -> SweepConfig:
+        # Ray reserves every trial's resources from the base config, before any trial exists.
+        varied = [path for path in self.space if path == "scaling" or path.startswith("scaling.")]
+        if varied:
+            raise ValueError(f"space: {varied[0]!r} cannot vary: a sweep's trials share base.scaling; set it there")
         return self
 
     @model_validator(mode="after")

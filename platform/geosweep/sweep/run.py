@@ -2,7 +2,9 @@
 
 Tune's schedulers see every epoch through Train's TuneReportCallback. The trial
 driver holds a sliver of a CPU: with the default whole CPU, concurrent trial
-drivers would hold every CPU and their workers could never start.
+drivers would hold every CPU and their workers could never start. A trial of one
+CPU worker trains in its own process instead, holding that worker's resources, and
+reports to Tune directly (`trains_in_trial`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from geosweep.cluster.preflight import preflight
 from geosweep.comparison.importance import record_importance
 from geosweep.comparison.rows import SUPERSEDED_TAG, run_rows
 from geosweep.config import ConfigError, RunConfig, flatten, set_values
+from geosweep.environ import scoped_environ, unless_set
 from geosweep.ray_local import default_storage_path, ensure_ray
 from geosweep.sweep.best_model import register_best_model
 from geosweep.sweep.config import SweepConfig
@@ -33,10 +36,24 @@ from geosweep.sweep.trial import run_trial
 from geosweep.tracking.mlflow_run import experiment_id, origin_tags, resolve_tracking_uri, terminate_run
 
 
+def trains_in_trial(sweep: SweepConfig) -> bool:
+    """Whether each trial trains in its Tune trial's own process (one CPU worker), not on Ray Train."""
+    scaling = sweep.base.scaling
+    return sweep.resources.one_worker_in_trial and scaling.num_workers == 1 and not scaling.use_gpu
+
+
 def trial_demand(sweep: SweepConfig) -> TrialDemand:
-    """One trial: its Train workers plus the Tune trial driver that runs their TorchTrainer."""
+    """One trial: its Train workers plus the Tune trial driver that runs their TorchTrainer, or its one worker."""
+    if trains_in_trial(sweep):
+        return TrialDemand.of(sweep.base.scaling)
     driver = {"CPU": sweep.resources.trial_driver_cpus, **sweep.resources.trial_driver_resources}
     return TrialDemand.of(sweep.base.scaling, driver=driver)
+
+
+def trial_resources(sweep: SweepConfig) -> dict[str, float]:
+    """What Tune reserves for a trial's own process: the driver's sliver, or the whole worker it trains as."""
+    demand = trial_demand(sweep)
+    return dict(demand.worker) if trains_in_trial(sweep) else dict(demand.driver)
 
 
 def admitted_trials(sweep: SweepConfig) -> int:
@@ -191,9 +208,13 @@ def run_sweep(
     print(f"MLflow parent run {parent_run_id} ({sweep.name}) in {uri}", flush=True)
     trainable = tune.with_resources(
         tune.with_parameters(
-            run_trial, sweep=sweep.model_dump(mode="json"), parent_run_id=parent_run_id, origin=origin_tags()
+            run_trial,
+            sweep=sweep.model_dump(mode="json"),
+            parent_run_id=parent_run_id,
+            origin=origin_tags(),
+            in_trial=trains_in_trial(sweep),
         ),
-        dict(trial_demand(sweep).driver),
+        trial_resources(sweep),
     )
     # Restore too: a restored sweep keeps its saved reporter, which needs the output engine the view selects.
     with progress_view(sweep.name, sweep.base.epochs, sweep.progress_interval_s) as output:
@@ -221,12 +242,17 @@ def run_sweep(
                     storage_path=storage,
                     # A trial whose driver died starts again; its Train run resumes from its last checkpoint.
                     failure_config=tune.FailureConfig(max_failures=sweep.base.failure.max_failures),
+                    # A trial training in its own process checkpoints through Tune (Train's runs keep their own).
+                    checkpoint_config=tune.CheckpointConfig(num_to_keep=sweep.base.failure.checkpoints_to_keep),
                     # A trial the scheduler stops is marked in MLflow then, not when the sweep ends.
                     callbacks=[MarkStoppedTrials(uri, parent_run_id, sweep.base.epochs, sweep.scheduler.name)],
                     **output,
                 ),
             )
-        results = tuner.fit()
+        # Tune snapshots its state whenever a trial has checkpointed num_to_keep times, and warns when that is
+        # often; it is how its view of each trial's latest checkpoint stays true. Slow snapshots still warn.
+        with scoped_environ(unless_set({"TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0"})):
+            results = tuner.fit()
     return results, record_leaderboard(sweep, results, MlflowClient(uri), parent_run_id)
 
 

@@ -1,4 +1,6 @@
-"""One sweep trial, as Tune runs it in its own process: the base config with the trial's values, on Ray Train.
+"""One sweep trial, as Tune runs it in its own process: the base config with the trial's values, trained.
+
+On Ray Train, or with one CPU worker in the trial's process itself (sweep.run.trains_in_trial).
 
 Kept apart from the sweep's driver (run.py) so that a trial's process imports only what a trial needs,
 not the leaderboard, its figures or the searchers.
@@ -19,17 +21,20 @@ from geosweep.sweep.naming import keep_unique, trial_run_name
 from geosweep.sweep.space import decode
 from geosweep.tracking import start_run
 from geosweep.tracking.mlflow_run import experiment_id, resolve_tracking_uri
-from geosweep.train.launch import run_training
+from geosweep.train.launch import run_training, train_in_this_trial
 
 
-def run_trial(sampled: dict[str, Any], sweep: dict[str, Any], parent_run_id: str, origin: dict[str, str]) -> None:
-    """One Tune trial: the base config with this trial's sampled values, trained on Ray Train.
+def run_trial(
+    sampled: dict[str, Any], sweep: dict[str, Any], parent_run_id: str, origin: dict[str, str], in_trial: bool
+) -> None:
+    """One Tune trial: the base config with this trial's sampled values, trained on Ray Train or in this process.
 
     Args:
         sampled: the values Tune sampled for this trial.
         sweep: the sweep, as data.
         parent_run_id: the sweep's MLflow parent run.
         origin: the driver's origin tags (user, commit: geosweep.tracking.mlflow_run.origin_tags).
+        in_trial: train in this process (one CPU worker: sweep.run.trains_in_trial), not on Ray Train.
     """
     spec = SweepConfig.model_validate(sweep)
     values = decode(spec, sampled)
@@ -48,15 +53,19 @@ def run_trial(sampled: dict[str, Any], sweep: dict[str, Any], parent_run_id: str
         keep_unique(client, run_id, parent_run_id, trial_id)
     else:  # a resumed or restarted trial writes on into its run, under the name it already has
         run_id = earlier.info.run_id
+    reuse_by = ("mlflow.parentRunId", "sweep.trial_id")  # the run above: this sweep run's trial's
     try:
-        run_training(
-            config,
-            storage_path=spec.storage_path,
-            run_name=f"{spec.name}-{trial_id}",  # the Train run's: a resumed trial finds its checkpoints by it
-            tags=tags,
-            reuse_by=("mlflow.parentRunId", "sweep.trial_id"),  # the run above: this sweep run's trial's
-            callbacks=[TuneReportCallback()],
-        )
+        if in_trial:  # Tune keeps its checkpoints and restarts it from them
+            train_in_this_trial(config, run_name=f"{spec.name}-{trial_id}", tags=tags, reuse_by=reuse_by)
+        else:
+            run_training(
+                config,
+                storage_path=spec.storage_path,
+                run_name=f"{spec.name}-{trial_id}",  # the Train run's: a resumed trial finds its checkpoints by it
+                tags=tags,
+                reuse_by=reuse_by,
+                callbacks=[TuneReportCallback()],
+            )
     except Exception as error:
         # Its run says why (the leaderboard and the report show it if Tune counts the trial failed, see ERROR_TAG).
         client.set_tag(run_id, ERROR_TAG, last_line(error))

@@ -22,17 +22,19 @@ class CheckpointFormatError(ValueError):
 
 
 @contextmanager
-def checkpoint_dir(state: dict[str, Any] | None) -> Iterator[ray.train.Checkpoint | None]:
-    """Write `state` to a temporary directory and yield it as a Ray checkpoint (None passes through).
+def checkpoint_dir(
+    state: dict[str, Any] | None, checkpoint_type: type[ray.train.Checkpoint] = ray.train.Checkpoint
+) -> Iterator[ray.train.Checkpoint | None]:
+    """Write `state` to a temporary directory and yield it as a `checkpoint_type` (None passes through).
 
-    Ray copies the directory to storage inside `ray.train.report`, so report within the block.
+    Ray copies the directory to storage inside the report (Train's or Tune's), so report within the block.
     """
     if state is None:
         yield None
         return
     with tempfile.TemporaryDirectory() as tmp:
         torch.save({**state, "format": CHECKPOINT_FORMAT}, Path(tmp) / CHECKPOINT_FILE)
-        yield ray.train.Checkpoint.from_directory(tmp)
+        yield checkpoint_type.from_directory(tmp)
 
 
 def load_state(checkpoint: ray.train.Checkpoint) -> dict[str, Any]:

@@ -11,8 +11,8 @@ from typing import Any
 
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
-    """Run geosweep.train.loop's per-worker loop (see there for `loop_config`), rank 0 under MLflow's system monitor."""
+    """Run geosweep.train.loop on this Ray Train worker (see loop.train_rank for `loop_config`)."""
     from geosweep.train import loop
+    from geosweep.train.session import RayTrainWorker
 
-    with loop.rank_zero_system_metrics(loop_config):
-        loop.train_loop_per_worker(loop_config)
+    loop.train(loop_config, RayTrainWorker())

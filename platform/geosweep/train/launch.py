@@ -1,8 +1,10 @@
-"""The driver side of one training run: MLflow run, TorchTrainer, outcome."""
+"""The driver side of one training run: MLflow run, TorchTrainer (or, for a one-worker trial, this process), outcome."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -94,15 +96,7 @@ def run_training(
     scaling = config.scaling
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={
-            "config": config.model_dump(mode="json"),
-            "tracking_uri": tracking_uri,
-            "run_id": run_id,
-            "run_name": run_name,
-            "echo": echo,
-            "ray_logs": ray_logs,
-            "inject_failure": inject_failure,
-        },
+        train_loop_config=loop_config(config, tracking_uri, run_id, run_name, echo, ray_logs, inject_failure),
         scaling_config=ray.train.ScalingConfig(
             num_workers=scaling.num_workers,
             use_gpu=scaling.use_gpu,
@@ -119,14 +113,64 @@ def run_training(
             callbacks=list(callbacks),
         ),
     )
+    with run_outcome_recorded(tracking_uri, run_id), scoped_environ(unless_set({REPORT_POLL_ENV: REPORT_POLL_S})):
+        return trainer.fit()
+
+
+def train_in_this_trial(
+    config: RunConfig,
+    *,
+    run_name: str,
+    tags: dict[str, str],
+    reuse_by: tuple[str, ...],
+    inject_failure: dict[str, Any] | None = None,
+) -> None:
+    """Train a one-worker CPU `config` in this Tune trial's process and record it in MLflow (see session.TuneTrial).
+
+    Tune persists the checkpoints in the trial's directory and restarts a failed trial from the last one
+    (the sweep's `failure.max_failures`); its scheduler reads each epoch's report. The arguments are
+    `run_training`'s.
+    """
+    from geosweep.train import loop  # the heavy imports only where this process trains
+    from geosweep.train.session import TuneTrial
+
+    tracking_uri, run_id = start_run(config, run_name, tags, reuse_by)
+    with run_outcome_recorded(tracking_uri, run_id):
+        loop.train(
+            loop_config(config, tracking_uri, run_id, run_name, False, ray_logs_wanted(), inject_failure), TuneTrial()
+        )
+
+
+def loop_config(
+    config: RunConfig,
+    tracking_uri: str,
+    run_id: str,
+    run_name: str,
+    echo: bool,
+    ray_logs: bool,
+    inject_failure: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """What geosweep.train.loop takes (see loop.train_rank): plain data, for Ray to ship to the workers."""
+    return {
+        "config": config.model_dump(mode="json"),
+        "tracking_uri": tracking_uri,
+        "run_id": run_id,
+        "run_name": run_name,
+        "echo": echo,
+        "ray_logs": ray_logs,
+        "inject_failure": inject_failure,
+    }
+
+
+@contextmanager
+def run_outcome_recorded(tracking_uri: str, run_id: str) -> Iterator[None]:
+    """End the MLflow run as the block ends: FINISHED when it returns, FAILED when it raises (and re-raise)."""
     try:
-        with scoped_environ(unless_set({REPORT_POLL_ENV: REPORT_POLL_S})):
-            result = trainer.fit()
+        yield
     except BaseException as error:
         close_failed_run(tracking_uri, run_id, error)
         raise
     end_run(tracking_uri, run_id, succeeded=True)
-    return result
 
 
 def close_failed_run(tracking_uri: str, run_id: str, error: BaseException) -> None:

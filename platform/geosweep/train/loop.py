@@ -1,7 +1,8 @@
-"""The per-worker training loop that Ray Train runs on every rank (DDP: gloo on CPU, nccl on GPU).
+"""The training loop every rank runs: in a Ray Train worker (DDP: gloo on CPU, nccl on GPU) or a Tune trial.
 
-The loop owns what every run shares (resume, checkpoints, reports, MLflow);
-train/training.py runs the epochs, and the task (tasks/) its data, loss and metrics.
+The loop owns what every run shares (resume, checkpoints, reports, MLflow); where it runs
+(train/session.py) decides where reports and checkpoints go. train/training.py runs the
+epochs, and the task (tasks/) its data, loss and metrics.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
-import ray.train
-import ray.train.torch
 import torch
 import torch.distributed as dist
 
@@ -28,24 +27,30 @@ from geosweep.tracking.datasets import run_datasets
 from geosweep.tracking.system_metrics import system_metrics
 from geosweep.train.checkpoint import checkpoint_dir, load_state
 from geosweep.train.live_metrics import LiveMetrics
+from geosweep.train.session import Session
 from geosweep.train.training import Training
 
 
-def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
+def train(loop_config: dict[str, Any], session: Session) -> None:
+    """Train one config on this rank, rank 0 under MLflow's system monitor (see `train_rank` for the arguments)."""
+    with rank_zero_system_metrics(loop_config, session.rank):
+        train_rank(loop_config, session)
+
+
+def train_rank(loop_config: dict[str, Any], session: Session) -> None:
     """Train one config on this rank; rank 0 checkpoints and logs to MLflow.
 
     Args:
         loop_config: {"config": RunConfig as a dict, "tracking_uri": str, "run_id": str, "run_name": str,
             "echo": print one line per epoch (rank 0), "ray_logs": keep Ray Train's INFO lines on the console,
             and optionally "inject_failure": {"rank", "epoch", "marker"} for fault-tolerance tests}.
+        session: where this rank runs (train/session.py).
     """
     config = RunConfig.model_validate(loop_config["config"])  # validated again where it runs
-    context = ray.train.get_context()
-    rank, world_size = context.get_world_rank(), context.get_world_size()
+    rank, world_size, device = session.rank, session.world_size, session.device
     if not loop_config.get("ray_logs"):
         quiet_ray_train_console()
     echo = loop_config.get("echo") and rank == 0
-    device = ray.train.torch.get_device()
 
     # --- build: identical initial weights on every rank, then per-rank random streams
     training = Training(config, rank, world_size, device)
@@ -55,11 +60,12 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     logger = rank_zero_logger(loop_config, config) if rank == 0 else None
     if logger:
         logger.set_tag("device", str(device))
+        logger.set_tag("train.session", session.name)  # a Ray Train worker, or a Tune trial's own process
         logger.set_tag("ddp.backend", dist.get_backend() if dist.is_initialized() else "none")
         logger.set_tag("torch.num_threads", str(torch.get_num_threads()))  # what Ray's CPU share gave this worker
         logger.log_datasets_once(run_datasets(config, task.data))
     start_epoch, start_metrics, history = 1, {}, {}
-    checkpoint = ray.train.get_checkpoint()
+    checkpoint = session.latest_checkpoint()
     if checkpoint is None:
         start_metrics = task.start_metrics()
     else:
@@ -74,7 +80,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         logger.log_step_once(0, start_metrics)
         for logged_epoch, logged in history.items():
             logger.log_epoch_once(logged_epoch, logged)
-    training.distribute()
+    training.distribute(session.prepare_model)
     live = LiveMetrics(config.tracking.experiment, loop_config["run_name"], rank)  # Prometheus, via Ray's agent
 
     for epoch in range(start_epoch, config.epochs + 1):
@@ -105,8 +111,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             if epoch == config.epochs:  # the last report may end this process too (ASHA stops trials at max_t)
                 log_final(logger, task, model, config)
             logger.settle()
-        with checkpoint_dir(state) as ray_checkpoint:
-            ray.train.report({**metrics, "epoch": epoch}, checkpoint=ray_checkpoint)
+        with checkpoint_dir(state, session.checkpoint_type) as checkpoint:
+            session.report({**metrics, "epoch": epoch}, checkpoint)
         if echo:
             console(epoch_line(epoch, config.epochs, metrics))
 
@@ -135,9 +141,9 @@ def rank_zero_logger(loop_config: dict[str, Any], config: RunConfig) -> EpochLog
     )
 
 
-def rank_zero_system_metrics(loop_config: dict[str, Any]) -> AbstractContextManager:
+def rank_zero_system_metrics(loop_config: dict[str, Any], rank: int) -> AbstractContextManager:
     """On rank 0, MLflow's system-metrics monitor of its node while the block runs, failed or not; elsewhere nothing."""
-    if ray.train.get_context().get_world_rank() != 0:
+    if rank != 0:
         return nullcontext()
     fail_fast_mlflow_requests()  # a status read held for minutes would hold the end of training as long
     tracking = TrackingSpec.model_validate(loop_config["config"]["tracking"])
@@ -160,15 +166,22 @@ def epoch_line(epoch: int, epochs: int, metrics: dict[str, float]) -> str:
 
 
 def quiet_ray_train_console() -> None:
-    """Keep Ray Train's INFO lines (one per report and per checkpoint) off this worker's console.
+    """Keep Ray Train's INFO lines (one per report and per checkpoint) off this process's console.
 
-    RunConfig's LoggingConfig filters Ray Train's loggers by name, but the per-report line comes
-    from a logger named by its file's path. Its log files keep every line; warnings and errors
-    still reach the console.
+    In a Train worker, RunConfig's LoggingConfig filters Ray Train's loggers by name, but the per-report
+    line comes from a logger named by its file's path; the run's log files keep every line. In a Tune
+    trial's own process, Ray's handler would print each checkpoint's line. Warnings and errors still
+    reach the console.
     """
-    for handler in logging.getLogger().handlers:
-        if handler.get_name() == "console":
-            handler.addFilter(lambda record: record.levelno >= logging.WARNING or "/ray/train/" not in record.pathname)
+    console_handlers = [handler for handler in logging.getLogger().handlers if handler.get_name() == "console"]
+    for handler in console_handlers + logging.getLogger("ray").handlers:
+        if not_ray_train_info not in handler.filters:  # once, in a process that trains again
+            handler.addFilter(not_ray_train_info)
+
+
+def not_ray_train_info(record: logging.LogRecord) -> bool:
+    """A record that is not one of Ray Train's INFO lines."""
+    return record.levelno >= logging.WARNING or "/ray/train/" not in record.pathname
 
 
 def console(line: str) -> None:

@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import ray.train.torch
 import torch
 
 from geosweep import random_streams
@@ -62,10 +61,13 @@ class Training:
         self.scheduler.load_state_dict(state["scheduler"])  # the schedule continues where it stopped
         self.task.load_state_dict(state["task"])
 
-    def distribute(self) -> None:
-        """Move to the device and wrap for DDP (after a resume loaded the weights): backward averages gradients."""
+    def distribute(self, prepare_model: Callable[[torch.nn.Module], torch.nn.Module]) -> None:
+        """Move to the device and wrap for DDP by `prepare_model` (after a resume loaded the weights).
+
+        Under DDP, backward averages the gradients over the ranks.
+        """
         self.model.to(self.device)
-        self.ddp_model = ray.train.torch.prepare_model(self.model)
+        self.ddp_model = prepare_model(self.model)
 
     def train_epoch(self, epoch: int, on_step: OnStep) -> dict[str, float]:
         """One pass over the task's batches; returns the means over all ranks, the throughput, the task's updates."""
