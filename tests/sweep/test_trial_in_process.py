@@ -97,3 +97,24 @@ def test_a_killed_trial_process_resumes_from_its_last_checkpoint(ray_local, mlfl
     assert run.info.status == "FINISHED"
     assert int(run.data.tags["resumed_from_epoch"]) >= 1  # from Tune's checkpoint, not from scratch
     assert epochs_logged(client, run.info.run_id) == list(range(1, 11))  # each epoch once, none lost
+
+
+def test_trials_one_after_another_share_one_process(ray_local, mlflow_uri, tiny_config, tmp_path):
+    # Tune hands a finished trial's process on to the next (reuse_actors): start-up and imports are paid once.
+    sweep = one_worker_sweep(
+        tiny_config,
+        tmp_path,
+        space={"optimizer.lr": {"grid": [1e-3, 2e-3, 3e-3]}},
+        resources={"max_concurrent_trials": 1},
+    )
+    results, _ = run_sweep(sweep)
+    assert len(results) == 3 and not results.errors
+
+    client = MlflowClient(mlflow_uri)
+    runs = trial_runs(mlflow_uri)
+    assert len({run.data.tags["process"] for run in runs}) == 1, [run.data.tags["process"] for run in runs]
+    # Each trial still trained its own configuration from its own start, once per epoch.
+    assert sorted(float(run.data.params["optimizer.lr"]) for run in runs) == [1e-3, 2e-3, 3e-3]
+    for run in runs:
+        assert run.info.status == "FINISHED" and "resumed_from_epoch" not in run.data.tags
+        assert epochs_logged(client, run.info.run_id) == [1, 2]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import socket
 import sys
 import time
 from contextlib import AbstractContextManager, nullcontext
@@ -61,6 +62,7 @@ def train_rank(loop_config: dict[str, Any], session: Session) -> None:
     if logger:
         logger.set_tag("device", str(device))
         logger.set_tag("train.session", session.name)  # a Ray Train worker, or a Tune trial's own process
+        logger.set_tag("process", f"{socket.gethostname()}:{os.getpid()}")  # Ray names its log files by the pid
         logger.set_tag("ddp.backend", dist.get_backend() if dist.is_initialized() else "none")
         logger.set_tag("torch.num_threads", str(torch.get_num_threads()))  # what Ray's CPU share gave this worker
         logger.log_datasets_once(run_datasets(config, task.data))
