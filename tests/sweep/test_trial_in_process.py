@@ -1,5 +1,6 @@
 """A one-worker CPU trial trains in its Tune trial's own process: Tune keeps its checkpoints and restarts it."""
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -7,9 +8,12 @@ from pathlib import Path
 import psutil
 import pytest
 from mlflow.tracking import MlflowClient
+from ray import tune
 
+from geosweep.config import RunConfig
 from geosweep.sweep.config import SweepConfig
 from geosweep.sweep.run import run_sweep
+from geosweep.train.launch import train_in_this_trial
 
 pytestmark = pytest.mark.integration
 
@@ -21,11 +25,14 @@ def one_worker_sweep(tiny_config: dict, tmp_path: Path, **fields) -> SweepConfig
     )
 
 
-def trial_runs(uri: str) -> list:
+def runs_in(uri: str) -> list:
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("tests")
-    runs = client.search_runs([experiment.experiment_id]) if experiment else []
-    return [run for run in runs if "sweep.trial_id" in run.data.tags]
+    return client.search_runs([experiment.experiment_id]) if experiment else []
+
+
+def trial_runs(uri: str) -> list:
+    return [run for run in runs_in(uri) if "sweep.trial_id" in run.data.tags]
 
 
 def trial_processes() -> list[psutil.Process]:
@@ -118,3 +125,24 @@ def test_trials_one_after_another_share_one_process(ray_local, mlflow_uri, tiny_
     for run in runs:
         assert run.info.status == "FINISHED" and "resumed_from_epoch" not in run.data.tags
         assert epochs_logged(client, run.info.run_id) == [1, 2]
+
+
+def test_training_fails_mlflow_requests_fast_only_while_it_trains(ray_local, mlflow_uri, tiny_config, tmp_path):
+    # Rank 0 tries each MLflow request once (its outbox retries); the trial's own code around the training,
+    # which ends the run and starts the next trial in a reused process, keeps MLflow's retries.
+    tiny_config.update(epochs=1, scaling={"num_workers": 1, "cpus_per_worker": 0.9})
+    tiny_config["tracking"]["tracking_uri"] = mlflow_uri  # the trial's process is older than this test's env
+    config = RunConfig.model_validate(tiny_config)
+
+    def trial(_: dict) -> None:
+        train_in_this_trial(config, run_name="fail-fast", tags={}, reuse_by=())
+        tune.report({"retries": os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLflow's default")})
+
+    tuner = tune.Tuner(
+        tune.with_resources(trial, {"CPU": 0.9}),
+        run_config=tune.RunConfig(name="fail-fast", storage_path=str(tmp_path / "ray"), verbose=0),
+    )
+    [result] = tuner.fit()
+    assert result.error is None and result.metrics["retries"] == "MLflow's default"
+    [run] = runs_in(mlflow_uri)
+    assert run.info.status == "FINISHED" and run.data.tags["train.session"] == "tune_trial"

@@ -21,6 +21,7 @@ import torch
 import torch.distributed as dist
 
 from geosweep.config import RunConfig, TrackingSpec
+from geosweep.environ import scoped_environ, unless_set
 from geosweep.model import Model
 from geosweep.tasks.base import Task
 from geosweep.tracking import EpochLogger
@@ -31,10 +32,19 @@ from geosweep.train.live_metrics import LiveMetrics
 from geosweep.train.session import Session
 from geosweep.train.training import Training
 
+# One try per MLflow request while rank 0 trains: its outbox retries, within `tracking.outage_limit_s`. MLflow's
+# own retries would hold one write (or the system monitor's status read) for minutes, 7 tries with back-off,
+# and delay recovery by as much. A value the user set wins.
+FAIL_FAST_MLFLOW = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
+
 
 def train(loop_config: dict[str, Any], session: Session) -> None:
-    """Train one config on this rank, rank 0 under MLflow's system monitor (see `train_rank` for the arguments)."""
-    with rank_zero_system_metrics(loop_config, session.rank):
+    """Train one config on this rank, rank 0 under MLflow's system monitor (see `train_rank` for the arguments).
+
+    While it trains, MLflow tries each request once (FAIL_FAST_MLFLOW). Only for that while: in a Tune
+    trial's own process, the trial's driver code around it keeps MLflow's retries.
+    """
+    with scoped_environ(unless_set(FAIL_FAST_MLFLOW)), rank_zero_system_metrics(loop_config, session.rank):
         train_rank(loop_config, session)
 
 
@@ -137,7 +147,6 @@ def log_final(logger: EpochLogger, task: Task, model: Model, config: RunConfig) 
 
 def rank_zero_logger(loop_config: dict[str, Any], config: RunConfig) -> EpochLogger:
     """The run's MLflow writer, failing fast per request: its outbox retries, within `outage_limit_s`."""
-    fail_fast_mlflow_requests()
     return EpochLogger(
         loop_config["tracking_uri"], loop_config["run_id"], outage_limit_s=config.tracking.outage_limit_s
     )
@@ -147,18 +156,8 @@ def rank_zero_system_metrics(loop_config: dict[str, Any], rank: int) -> Abstract
     """On rank 0, MLflow's system-metrics monitor of its node while the block runs, failed or not; elsewhere nothing."""
     if rank != 0:
         return nullcontext()
-    fail_fast_mlflow_requests()  # a status read held for minutes would hold the end of training as long
     tracking = TrackingSpec.model_validate(loop_config["config"]["tracking"])
     return system_metrics(tracking, loop_config["tracking_uri"], loop_config["run_id"])
-
-
-def fail_fast_mlflow_requests() -> None:
-    """One try per MLflow request in this process (rank 0's own worker); a value the user set wins.
-
-    MLflow's own retries would hold one write for minutes (7 with back-off) and delay recovery by as much.
-    """
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
 
 
 def epoch_line(epoch: int, epochs: int, metrics: dict[str, float]) -> str:
