@@ -243,7 +243,7 @@ def run_sweep(
                 run_config=tune.RunConfig(
                     name=sweep.name,
                     storage_path=storage,
-                    # A trial whose driver died starts again; its Train run resumes from its last checkpoint.
+                    # A trial whose process died starts again from its last checkpoint (its Train run's, or Tune's).
                     failure_config=tune.FailureConfig(max_failures=sweep.base.failure.max_failures),
                     # A trial training in its own process checkpoints through Tune (Train's runs keep their own).
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=sweep.base.failure.checkpoints_to_keep),

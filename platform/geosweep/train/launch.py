@@ -123,7 +123,6 @@ def train_in_this_trial(
     run_name: str,
     tags: dict[str, str],
     reuse_by: tuple[str, ...],
-    inject_failure: dict[str, Any] | None = None,
 ) -> None:
     """Train a one-worker CPU `config` in this Tune trial's process and record it in MLflow (see session.TuneTrial).
 
@@ -136,9 +135,7 @@ def train_in_this_trial(
 
     tracking_uri, run_id = start_run(config, run_name, tags, reuse_by)
     with run_outcome_recorded(tracking_uri, run_id):
-        loop.train(
-            loop_config(config, tracking_uri, run_id, run_name, False, ray_logs_wanted(), inject_failure), TuneTrial()
-        )
+        loop.train(loop_config(config, tracking_uri, run_id, run_name, False, ray_logs_wanted(), None), TuneTrial())
 
 
 def loop_config(
