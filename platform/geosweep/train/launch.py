@@ -96,7 +96,9 @@ def run_training(
     scaling = config.scaling
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config=loop_config(config, tracking_uri, run_id, run_name, echo, ray_logs, inject_failure),
+        train_loop_config=loop_config(
+            config, tracking_uri, run_id, run_name, echo=echo, ray_logs=ray_logs, inject_failure=inject_failure
+        ),
         scaling_config=ray.train.ScalingConfig(
             num_workers=scaling.num_workers,
             use_gpu=scaling.use_gpu,
@@ -135,7 +137,7 @@ def train_in_this_trial(
 
     tracking_uri, run_id = start_run(config, run_name, tags, reuse_by)
     with run_outcome_recorded(tracking_uri, run_id):
-        loop.train(loop_config(config, tracking_uri, run_id, run_name, False, ray_logs_wanted(), None), TuneTrial())
+        loop.train(loop_config(config, tracking_uri, run_id, run_name, ray_logs=ray_logs_wanted()), TuneTrial())
 
 
 def loop_config(
@@ -143,9 +145,10 @@ def loop_config(
     tracking_uri: str,
     run_id: str,
     run_name: str,
-    echo: bool,
-    ray_logs: bool,
-    inject_failure: dict[str, Any] | None,
+    *,
+    echo: bool = False,
+    ray_logs: bool = False,
+    inject_failure: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """What geosweep.train.loop takes (see loop.train_rank): plain data, for Ray to ship to the workers."""
     return {
