@@ -135,7 +135,7 @@ def test_training_fails_mlflow_requests_fast_only_while_it_trains(ray_local, mlf
     config = RunConfig.model_validate(tiny_config)
 
     def trial(_: dict) -> None:
-        train_in_this_trial(config, run_name="fail-fast", tags={}, reuse_by=())
+        train_in_this_trial(config, run_name="fail-fast")
         tune.report({"retries": os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLflow's default")})
 
     tuner = tune.Tuner(

@@ -53,17 +53,16 @@ def run_trial(
         keep_unique(client, run_id, parent_run_id, trial_id)
     else:  # a resumed or restarted trial writes on into its run, under the name it already has
         run_id = earlier.info.run_id
-    reuse_by = ("mlflow.parentRunId", "sweep.trial_id")  # the run above: this sweep run's trial's
+        client.update_run(run_id, status="RUNNING")  # its last attempt may have ended it FAILED
     try:
         if in_trial:  # Tune keeps its checkpoints and restarts it from them
-            train_in_this_trial(config, run_name=f"{spec.name}-{trial_id}", tags=tags, reuse_by=reuse_by)
+            train_in_this_trial(config, run_name=f"{spec.name}-{trial_id}", run_id=run_id)
         else:
             run_training(
                 config,
                 storage_path=spec.storage_path,
                 run_name=f"{spec.name}-{trial_id}",  # the Train run's: a resumed trial finds its checkpoints by it
-                tags=tags,
-                reuse_by=reuse_by,
+                run_id=run_id,
                 callbacks=[TuneReportCallback()],
             )
     except Exception as error:

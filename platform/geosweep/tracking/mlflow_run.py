@@ -129,13 +129,8 @@ def lineage_tags(config: RunConfig) -> dict[str, str]:
     }
 
 
-def start_run(
-    config: RunConfig, run_name: str, tags: dict[str, str] | None = None, reuse_by: tuple[str, ...] = ()
-) -> tuple[str, str]:
-    """Create the MLflow run for `config` in the driver, or reuse the run whose `reuse_by` tags match.
-
-    With `reuse_by` (e.g. a sweep's trial id), a restarted or resumed trial finds
-    its earlier run and writes on into it instead of duplicating it.
+def start_run(config: RunConfig, run_name: str, tags: dict[str, str] | None = None) -> tuple[str, str]:
+    """Create the MLflow run for `config` in the driver: its tags, params and config.yaml.
 
     Returns:
         (tracking URI, run id) for the workers.
@@ -143,12 +138,6 @@ def start_run(
     uri = resolve_tracking_uri(config.tracking.tracking_uri)
     client = MlflowClient(uri)
     experiment = experiment_id(client, config.tracking.experiment)
-    if reuse_by:
-        query = " and ".join(f"tags.`{key}` = '{tags[key]}'" for key in reuse_by)
-        existing = client.search_runs([experiment], filter_string=query, max_results=1)
-        if existing:
-            client.update_run(existing[0].info.run_id, status="RUNNING")
-            return uri, existing[0].info.run_id
     run = client.create_run(experiment, run_name=run_name, tags={**lineage_tags(config), **(tags or {})})
     run_id = run.info.run_id
     params = list(flatten(config).items())

@@ -17,6 +17,7 @@ from geosweep.config import RunConfig
 from geosweep.environ import scoped_environ, unless_set
 from geosweep.ray_local import default_storage_path, ensure_ray, ray_logs_wanted
 from geosweep.tracking import end_run, start_run
+from geosweep.tracking.mlflow_run import resolve_tracking_uri
 from geosweep.train.entry import train_loop_per_worker
 
 # Train V2 hands each report (metrics for Tune, the checkpoint) over on the controller's health check,
@@ -60,7 +61,7 @@ def run_training(
     storage_path: str | Path | None = None,
     run_name: str | None = None,
     tags: dict[str, str] | None = None,
-    reuse_by: tuple[str, ...] = (),
+    run_id: str | None = None,
     callbacks: list[Any] = (),
     echo: bool = False,
     inject_failure: dict[str, Any] | None = None,
@@ -73,7 +74,7 @@ def run_training(
             shared storage such as s3:// on a multi-node cluster).
         run_name: the Train run's and MLflow run's name (default: from the axes and a timestamp).
         tags: extra MLflow tags.
-        reuse_by: tag keys identifying an earlier MLflow run to write on into (a resumed sweep trial).
+        run_id: an MLflow run to write into instead of a new one (a sweep trial's, which the trial made or resumes).
         callbacks: Ray Train callbacks (a sweep passes Tune's report callback).
         echo: print the MLflow run and one line per epoch (`geosweep train`; a sweep has its progress view).
         inject_failure: {"rank", "epoch", "marker"}: that rank's process exits once
@@ -90,7 +91,7 @@ def run_training(
     run_name = run_name or run_name_for(config)
     storage_path = storage_path or default_storage_path()
     ray_logs = ray_logs_wanted()
-    tracking_uri, run_id = start_run(config, run_name, tags, reuse_by)
+    tracking_uri, run_id = mlflow_run(config, run_name, tags, run_id)
     if echo:
         print(f"MLflow run {run_id} ({run_name}) in {tracking_uri}", flush=True)
     scaling = config.scaling
@@ -119,13 +120,7 @@ def run_training(
         return trainer.fit()
 
 
-def train_in_this_trial(
-    config: RunConfig,
-    *,
-    run_name: str,
-    tags: dict[str, str],
-    reuse_by: tuple[str, ...],
-) -> None:
+def train_in_this_trial(config: RunConfig, *, run_name: str, run_id: str | None = None) -> None:
     """Train a one-worker CPU `config` in this Tune trial's process and record it in MLflow (see session.TuneTrial).
 
     Tune persists the checkpoints in the trial's directory and restarts a failed trial from the last one
@@ -135,9 +130,16 @@ def train_in_this_trial(
     from geosweep.train import loop  # the heavy imports only where this process trains
     from geosweep.train.session import TuneTrial
 
-    tracking_uri, run_id = start_run(config, run_name, tags, reuse_by)
+    tracking_uri, run_id = mlflow_run(config, run_name, None, run_id)
     with run_outcome_recorded(tracking_uri, run_id):
         loop.train(loop_config(config, tracking_uri, run_id, run_name, ray_logs=ray_logs_wanted()), TuneTrial())
+
+
+def mlflow_run(config: RunConfig, run_name: str, tags: dict[str, str] | None, run_id: str | None) -> tuple[str, str]:
+    """(tracking URI, run id) of `run_id`, or of a new run (tracking.start_run) when it is None."""
+    if run_id is None:
+        return start_run(config, run_name, tags)
+    return resolve_tracking_uri(config.tracking.tracking_uri), run_id
 
 
 def loop_config(
