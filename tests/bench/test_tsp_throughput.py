@@ -5,11 +5,20 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+import textwrap
 
 import pytest
 import torch
 
-from geosweep.bench.tsp_throughput import CONFIG, Phases, geosweep_phases, plain_reinforce, rollout, tour_lengths
+from geosweep.bench.tsp_throughput import (
+    CONFIG,
+    Phases,
+    geosweep_phases,
+    plain_reinforce,
+    rollout,
+    run_kool,
+    tour_lengths,
+)
 from geosweep.config import load_run_config
 from geosweep.data import tours
 from geosweep.model import build_model
@@ -66,6 +75,43 @@ def test_the_plain_loop_counts_every_instance_and_beats_its_untrained_start(tiny
     assert 0 < trained.in_epoch_seconds < trained.overall_seconds
     assert trained.val_gap < untrained_gap - 5, (trained.val_gap, untrained_gap)
     assert set(torch.load(tmp_path / "checkpoint.pt", weights_only=True)) == {"model", "optimizer", "baseline"}
+
+
+# What Kool et al.'s run.py prints around an epoch (train.py's train_epoch and validate), and what it reads.
+KOOLS_RUN_PY = """
+import argparse, pickle, time
+parser = argparse.ArgumentParser()
+for flag in ["problem", "graph_size", "baseline", "bl_warmup_epochs", "exp_beta", "bl_alpha", "batch_size",
+             "epoch_size", "n_epochs", "val_size", "val_dataset", "lr_model", "max_grad_norm", "output_dir"]:
+    parser.add_argument("--" + flag, required=True)
+for flag in ["no_cuda", "no_tensorboard", "no_progress_bar"]:
+    parser.add_argument("--" + flag, action="store_true", required=True)
+opts = parser.parse_args()
+from tensorboard_logger import Logger  # run.py's import, whether or not it logs
+with open(opts.val_dataset, "rb") as f:
+    val = pickle.load(f)
+assert len(val) == int(opts.val_size) and all(len(city) == 2 for instance in val for city in instance)
+for epoch in range(int(opts.n_epochs)):
+    print("Start train epoch {}, lr={} for run run".format(epoch, opts.lr_model))
+    time.sleep(0.3)
+    print("Finished epoch {}, took 00:00:00 s".format(epoch))
+    print("Validation overall avg_cost: {} +- 0.01".format(4.0 - epoch))
+"""
+
+
+def test_kools_run_is_given_the_budget_and_timed_from_its_epoch_lines(tiny, tmp_path):
+    # A stand-in for their checkout (tests download nothing): it takes run.py's options and prints its lines.
+    repo = tmp_path / "attention-learn-to-route"
+    repo.mkdir()
+    (repo / "run.py").write_text(textwrap.dedent(KOOLS_RUN_PY))
+    data = DATASETS.build(tiny.dataset.name, tiny.dataset.kwargs, seed=tiny.seed)
+    kool = run_kool(repo, tiny, data, threads=1, workdir=tmp_path)
+    assert kool.instances == 2 * 1024 and kool.val_tour_len == 3.0  # the last validation's
+    assert 0.5 < kool.in_epoch_seconds < kool.overall_seconds  # two epochs of 0.3 s, as this process read them
+    assert kool.val_gap == pytest.approx(100 * (3.0 / data.val.ref_lengths.mean() - 1))
+    (repo / "run.py").write_text("raise SystemExit('no such option')")
+    with pytest.raises(RuntimeError, match="no such option"):
+        run_kool(repo, tiny, data, threads=1, workdir=tmp_path)
 
 
 def test_a_phase_inside_another_counts_to_the_outer_one():

@@ -1,6 +1,7 @@
 """TSP training throughput: `geosweep train` against a plain PyTorch REINFORCE loop of the same model (#17).
 
     python -m geosweep.bench.tsp_throughput [--epochs 3] [--epoch-size 25600] [--val-size 2000] [--graph-size 20]
+        [--kool-repo PATH]
 
 Both sides train configs/train/tsp20_am_kool.yaml, Kool et al.'s recipe: the Attention Model of 3 layers x 128,
 8 heads, tanh clip 10, on uncentred cities; batch 256; the greedy-rollout baseline after one warm-up epoch of
@@ -15,6 +16,11 @@ torch thread count. The validation set and its LKH reference tours are made befo
 (c) geosweep's epoch in this process (train/training.py's Training and the steps train/loop.py runs around
     it, without Ray), each phase timed: the outermost phase running owns the time, so nothing counts twice.
 
+(d) With `--kool-repo`, a checkout of Kool et al.'s attention-learn-to-route (github.com/wouterkool/
+    attention-learn-to-route; nothing is downloaded): their own run.py in a fresh process on the same budget
+    and validation set, with their defaults elsewhere (seed 1234, evaluation batch 1,024, a data-loader
+    process). This is the reference implementation issue #17 measures against.
+
 Prints instances/s overall and in the epochs' training loops for (a) and (b), geosweep / plain, both
 validation gaps, where (a)'s time went by its MLflow timestamps, and (c)'s phases per epoch.
 """
@@ -25,6 +31,10 @@ import argparse
 import copy
 import functools
 import os
+import pickle
+import re
+import subprocess
+import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -204,6 +214,61 @@ def run_geosweep(config_path: Path, overrides: list[str], workdir: Path) -> Geos
     )
 
 
+# --- (d) Kool et al.'s own code
+
+# Their run.py imports tensorboard_logger even when --no_tensorboard leaves it unused; where it is not installed,
+# this stand-in takes its place on the path.
+TENSORBOARD_STAND_IN = "class Logger:  # unused under --no_tensorboard\n    def __init__(self, *args, **kwargs): pass\n"
+
+
+def run_kool(repo: Path, config: RunConfig, data: TSPData, threads: int, workdir: Path) -> Throughput:
+    """Kool et al.'s run.py from `repo` in a fresh process, on `config`'s budget and `data`'s validation set.
+
+    Its training loops are timed from each "Start train epoch" line to the next "Finished epoch" line, as
+    this process reads them: the epoch's instances, its baseline rollout and its steps, as for the others.
+    """
+    task = TASKS.build(config.task.name, config.task.kwargs)
+    val_file = workdir / "kool_val.pkl"
+    val_file.write_bytes(pickle.dumps(data.val.coords.tolist()))  # their dataset format: lists of [x, y]
+    stand_in = workdir / "kool_path"
+    stand_in.mkdir(exist_ok=True)
+    (stand_in / "tensorboard_logger.py").write_text(TENSORBOARD_STAND_IN)
+    command = [
+        sys.executable, "-u", "run.py", "--problem", "tsp", "--graph_size", str(data.val.coords.shape[1]),
+        "--baseline", "rollout", "--bl_warmup_epochs", str(task.warmup_epochs), "--exp_beta", str(task.ema_beta),
+        "--bl_alpha", str(task.t_test_alpha), "--batch_size", str(config.batch_size),
+        "--epoch_size", str(task.epoch_size), "--n_epochs", str(config.epochs), "--val_size", str(len(data.val.coords)),
+        "--val_dataset", str(val_file), "--lr_model", str(config.optimizer.lr), "--max_grad_norm", str(task.grad_clip),
+        "--no_cuda", "--no_tensorboard", "--no_progress_bar", "--output_dir", str(workdir / "kool_outputs"),
+    ]  # fmt: skip
+    environment = os.environ | {"OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(stand_in)}
+    started = time.perf_counter()
+    epoch_started, in_epoch, val_tour_len = None, 0.0, float("nan")
+    with subprocess.Popen(
+        command, cwd=repo, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as process:
+        output = []
+        for line in process.stdout:
+            output.append(line)
+            if line.startswith("Start train epoch"):
+                epoch_started = time.perf_counter()
+            elif line.startswith("Finished epoch") and epoch_started is not None:
+                in_epoch += time.perf_counter() - epoch_started
+            elif match := re.match(r"Validation overall avg_cost: (\S+)", line):
+                val_tour_len = float(match.group(1))
+    if process.returncode != 0:
+        raise RuntimeError(f"Kool et al.'s run.py in {repo} failed ({process.returncode}):\n{''.join(output[-20:])}")
+    return Throughput(
+        instances=config.epochs * task.epoch_size,  # their data loader keeps a short last batch
+        overall_seconds=time.perf_counter() - started,
+        in_epoch_seconds=in_epoch,
+        val_tour_len=val_tour_len,
+        # They print the mean length only: the gap of the means, against the others' mean of per-instance gaps.
+        val_gap=100 * (val_tour_len / data.val.ref_lengths.mean() - 1),
+        t_test_instances=config.epochs * len(data.val.coords),
+    )
+
+
 # --- (c) geosweep's epoch in this process, by phase
 
 
@@ -307,6 +372,7 @@ def main() -> None:
     parser.add_argument("--graph-size", type=int, default=20, help="cities per instance")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads on every side")
     parser.add_argument("--breakdown-epochs", type=int, default=2, help="epochs of (c); the first warms up")
+    parser.add_argument("--kool-repo", type=Path, help="a checkout of attention-learn-to-route: also run (d)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -326,6 +392,7 @@ def main() -> None:
         data: TSPData = DATASETS.build(config.dataset.name, config.dataset.kwargs, seed=config.seed)
         plain = plain_reinforce(config, data, workdir / "plain_checkpoint.pt")
         geosweep = run_geosweep(CONFIG, overrides, workdir)
+        kool = run_kool(args.kool_repo, config, data, args.threads, workdir) if args.kool_repo else None
         breakdown_config = load_run_config(CONFIG, [*overrides, f"epochs={args.breakdown_epochs}"])
         epochs, once = geosweep_phases(breakdown_config, workdir)
 
@@ -336,14 +403,20 @@ def main() -> None:
     )
     print(f"{'':38} {'overall inst/s':>15} {'in-epoch inst/s':>16} {'val gap %':>10} {'val tour len':>13}")
     sides = {"plain PyTorch loop (Kool's train.py)": plain, "geosweep train (1 worker)": geosweep.throughput}
+    if kool:
+        sides["Kool et al.'s own run.py"] = kool
     for name, side in sides.items():
         print(
             f"{name:38} {side.overall_rate:15.1f} {side.in_epoch_rate:16.1f} "
             f"{side.val_gap:10.2f} {side.val_tour_len:13.4f}"
         )
-    ratio = geosweep.throughput.overall_rate / plain.overall_rate
-    in_epoch_ratio = geosweep.throughput.in_epoch_rate / plain.in_epoch_rate
-    print(f"{'geosweep / plain':38} {ratio:15.3f} {in_epoch_ratio:16.3f}   (goal overall >= 1.0)")
+    for name, reference in [("plain", plain), ("Kool's", kool)]:
+        if reference:
+            ratio = geosweep.throughput.overall_rate / reference.overall_rate
+            in_epoch_ratio = geosweep.throughput.in_epoch_rate / reference.in_epoch_rate
+            print(f"{f'geosweep / {name}':38} {ratio:15.3f} {in_epoch_ratio:16.3f}")
+    if kool:
+        print(f"  (goal overall >= 1.0 against Kool's; their gap is the means' gap: {kool.overall_seconds:.1f} s)")
     print(
         f"seconds: plain {plain.overall_seconds:.1f} ({plain.in_epoch_seconds:.1f} in its training loops); "
         f"geosweep {geosweep.throughput.overall_seconds:.1f}: launch -> step 0 in MLflow {geosweep.to_step_zero:.1f}, "
