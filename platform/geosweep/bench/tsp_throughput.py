@@ -1,13 +1,13 @@
-"""TSP training throughput: `geosweep train` against a plain PyTorch REINFORCE loop of the same model (#17).
+"""TSP training throughput: `geosweep train` against a plain REINFORCE loop of its model and Kool et al.'s code (#17).
 
     python -m geosweep.bench.tsp_throughput [--epochs 3] [--epoch-size 25600] [--val-size 2000] [--graph-size 20]
         [--kool-repo PATH]
 
-Both sides train configs/train/tsp20_am_kool.yaml, Kool et al.'s recipe: the Attention Model of 3 layers x 128,
+Every side trains configs/train/tsp20_am_kool.yaml, Kool et al.'s recipe: the Attention Model of 3 layers x 128,
 8 heads, tanh clip 10, on uncentred cities; batch 256; the greedy-rollout baseline after one warm-up epoch of
 the moving average, its paired t-test on as many held-out instances as the validation set; Adam 1e-4;
 gradient norms clipped to 1; fp32; greedy validation on the same fixed set after every epoch; the same
-torch thread count. The validation set and its LKH reference tours are made before either side is timed.
+torch thread count. The validation set and its LKH reference tours are made before any side is timed.
 
 (a) `geosweep train` in a fresh process: a local Ray, Ray Train with one worker holding `--threads` CPUs, a
     real MLflow SQLite store in a temp dir; overall is launch to exit.
@@ -15,13 +15,12 @@ torch thread count. The validation set and its LKH reference tours are made befo
     RolloutBaseline.epoch_callback): it shares geosweep's model class and data sampler, nothing of its loop.
 (c) geosweep's epoch in this process (train/training.py's Training and the steps train/loop.py runs around
     it, without Ray), each phase timed: the outermost phase running owns the time, so nothing counts twice.
-
 (d) With `--kool-repo`, a checkout of Kool et al.'s attention-learn-to-route (github.com/wouterkool/
     attention-learn-to-route; nothing is downloaded): their own run.py in a fresh process on the same budget
     and validation set, with their defaults elsewhere (seed 1234, evaluation batch 1,024, a data-loader
     process). This is the reference implementation issue #17 measures against.
 
-Prints instances/s overall and in the epochs' training loops for (a) and (b), geosweep / plain, both
+Prints instances/s overall and in the epochs' training loops for (a), (b) and (d), geosweep / each, their
 validation gaps, where (a)'s time went by its MLflow timestamps, and (c)'s phases per epoch.
 """
 
@@ -216,8 +215,8 @@ def run_geosweep(config_path: Path, overrides: list[str], workdir: Path) -> Geos
 
 # --- (d) Kool et al.'s own code
 
-# Their run.py imports tensorboard_logger even when --no_tensorboard leaves it unused; where it is not installed,
-# this stand-in takes its place on the path.
+# Their run.py imports tensorboard_logger even when --no_tensorboard leaves it unused: this stand-in, first on
+# their path, spares installing it.
 TENSORBOARD_STAND_IN = "class Logger:  # unused under --no_tensorboard\n    def __init__(self, *args, **kwargs): pass\n"
 
 
@@ -410,13 +409,13 @@ def main() -> None:
             f"{name:38} {side.overall_rate:15.1f} {side.in_epoch_rate:16.1f} "
             f"{side.val_gap:10.2f} {side.val_tour_len:13.4f}"
         )
-    for name, reference in [("plain", plain), ("Kool's", kool)]:
+    for name, reference, note in [("plain", plain, ""), ("Kool's", kool, "   (goal overall >= 1.0)")]:
         if reference:
             ratio = geosweep.throughput.overall_rate / reference.overall_rate
             in_epoch_ratio = geosweep.throughput.in_epoch_rate / reference.in_epoch_rate
-            print(f"{f'geosweep / {name}':38} {ratio:15.3f} {in_epoch_ratio:16.3f}")
+            print(f"{f'geosweep / {name}':38} {ratio:15.3f} {in_epoch_ratio:16.3f}{note}")
     if kool:
-        print(f"  (goal overall >= 1.0 against Kool's; their gap is the means' gap: {kool.overall_seconds:.1f} s)")
+        print(f"Kool et al.'s run.py: {kool.overall_seconds:.1f} s; its gap is its mean length's (it prints no other)")
     print(
         f"seconds: plain {plain.overall_seconds:.1f} ({plain.in_epoch_seconds:.1f} in its training loops); "
         f"geosweep {geosweep.throughput.overall_seconds:.1f}: launch -> step 0 in MLflow {geosweep.to_step_zero:.1f}, "
