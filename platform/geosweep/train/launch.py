@@ -73,7 +73,7 @@ def run_training(
         storage_path: where Ray Train persists checkpoints (default: ray_local.default_storage_path;
             shared storage such as s3:// on a multi-node cluster).
         run_name: the Train run's and MLflow run's name (default: from the axes and a timestamp).
-        tags: extra MLflow tags.
+        tags: extra MLflow tags of a new run.
         run_id: an MLflow run to write into instead of a new one (a sweep trial's, which the trial made or resumes).
         callbacks: Ray Train callbacks (a sweep passes Tune's report callback).
         echo: print the MLflow run and one line per epoch (`geosweep train`; a sweep has its progress view).
@@ -91,7 +91,7 @@ def run_training(
     run_name = run_name or run_name_for(config)
     storage_path = storage_path or default_storage_path()
     ray_logs = ray_logs_wanted()
-    tracking_uri, run_id = mlflow_run(config, run_name, tags, run_id)
+    tracking_uri, run_id = own_or_new_run(config, run_name, tags, run_id)
     if echo:
         print(f"MLflow run {run_id} ({run_name}) in {tracking_uri}", flush=True)
     scaling = config.scaling
@@ -130,12 +130,14 @@ def train_in_this_trial(config: RunConfig, *, run_name: str, run_id: str | None 
     from geosweep.train import loop  # the heavy imports only where this process trains
     from geosweep.train.session import TuneTrial
 
-    tracking_uri, run_id = mlflow_run(config, run_name, None, run_id)
+    tracking_uri, run_id = own_or_new_run(config, run_name, None, run_id)
     with run_outcome_recorded(tracking_uri, run_id):
         loop.train(loop_config(config, tracking_uri, run_id, run_name, ray_logs=ray_logs_wanted()), TuneTrial())
 
 
-def mlflow_run(config: RunConfig, run_name: str, tags: dict[str, str] | None, run_id: str | None) -> tuple[str, str]:
+def own_or_new_run(
+    config: RunConfig, run_name: str, tags: dict[str, str] | None, run_id: str | None
+) -> tuple[str, str]:
     """(tracking URI, run id) of `run_id`, or of a new run (tracking.start_run) when it is None."""
     if run_id is None:
         return start_run(config, run_name, tags)
